@@ -1,0 +1,35 @@
+# Entry points. Every target that needs host packages installs them first
+# (scripts/install-deps.sh, apt-get as root), so each works on a fresh
+# Debian 12 machine.
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET := x86_64-unknown-linux-gnu
+RELEASE := target/$(TARGET)/release
+ROOTFS ?= target/rootfs/busybox
+
+.PHONY: deps build rootfs demo test lint clean
+
+deps:
+	scripts/install-deps.sh
+
+build:
+	$(CARGO) build --release --workspace
+
+$(ROOTFS)/bin/busybox:
+	setup-scripts/rootfs/busybox.sh --with rsync $(ROOTFS)
+
+rootfs: $(ROOTFS)/bin/busybox
+
+demo: deps build rootfs
+	scripts/demo.sh $(ROOTFS)
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps lint build rootfs
+	WARDEN_TEST_ROOTFS=$(CURDIR)/$(ROOTFS) WARDEN_BIN_DIR=$(CURDIR)/$(RELEASE) \
+	  $(CARGO) test --release --workspace -- --test-threads=2
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,1 @@
+//! iomux framing, cursor file and job files (to be written).

@@ -1,0 +1,13 @@
+//! The bytes that cross a socket or a file between Warden's helpers, written
+//! and read in one place so both ends agree: the wsh request and response
+//! ([`request`]), descriptor passing ([`fdpass`]), and the iomux framing,
+//! cursor file and job files ([`iomux`]).
+//!
+//! Everything here is plain data and syscalls on borrowed descriptors; the
+//! only unsafe code adopts descriptors the kernel hands over in `fdpass`.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod fdpass;
+pub mod iomux;
+pub mod request;
