@@ -1,0 +1,194 @@
+//! wsh: run a process inside a Warden container through its wshd.
+#![deny(unsafe_code)]
+
+mod args;
+mod pump;
+mod session;
+#[allow(unsafe_code)]
+mod signals;
+#[allow(unsafe_code)]
+mod stdio;
+#[allow(unsafe_code)]
+mod tty;
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use nix::sys::signal::Signal;
+
+use args::Parsed;
+use pump::{End, Exit, Pair};
+use session::Remote;
+
+/// wsh's own failures, and a process killed by a signal under v1.
+const EXIT_FAILURE: i32 = 255;
+/// Bad command line, as the C client.
+const EXIT_USAGE: i32 = 1;
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn stdio(fd: i32) -> BorrowedFd<'static> {
+    stdio::borrow(fd)
+}
+
+fn is_open(fd: BorrowedFd<'_>) -> bool {
+    nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).is_ok()
+}
+
+fn run() -> i32 {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let opts = match args::parse(&argv) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            eprint!("{}", args::USAGE);
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("wsh: {e}\nTry `wsh --help' for more information.");
+            return EXIT_USAGE;
+        }
+    };
+    signals::default_sigpipe();
+
+    let stdin = stdio(0);
+    let tty = nix::unistd::isatty(stdin.as_raw_fd()).unwrap_or(false);
+    let request = match session::build_request(&opts, tty) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wsh: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let session = match session::open(&opts.socket, &request) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsh: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+
+    let mut watched: Vec<Signal> = Vec::new();
+    if tty {
+        watched.push(Signal::SIGWINCH);
+    }
+    if session.pidfd.is_some() {
+        watched.extend(signals::FORWARDED);
+    }
+    let signalfd = if watched.is_empty() {
+        None
+    } else {
+        match signals::signalfd_for(&watched) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("wsh: signalfd: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+    };
+
+    let mut raw_mode = None;
+    let mut pairs = Vec::new();
+    let master_for_winch;
+    match session.remote {
+        Remote::Pipes {
+            stdin: child_in,
+            stdout: child_out,
+            stderr: child_err,
+        } => {
+            master_for_winch = None;
+            for fd in [&child_in, &child_out, &child_err] {
+                if let Err(e) = pump::set_nonblocking(fd.as_fd()) {
+                    eprintln!("wsh: fcntl: {e}");
+                    return EXIT_FAILURE;
+                }
+            }
+            // A closed stdin is an empty one.
+            if is_open(stdin) {
+                pairs.push(Pair::new(End::Std(stdin), End::Owned(child_in), true));
+            }
+            pairs.push(Pair::new(End::Owned(child_out), End::Std(stdio(1)), false));
+            pairs.push(Pair::new(End::Owned(child_err), End::Std(stdio(2)), false));
+        }
+        Remote::Tty { master } => {
+            if let Err(e) = pump::set_nonblocking(master.as_fd()) {
+                eprintln!("wsh: fcntl: {e}");
+                return EXIT_FAILURE;
+            }
+            let reader = match master.try_clone() {
+                Ok(fd) => fd,
+                Err(e) => {
+                    eprintln!("wsh: dup: {e}");
+                    return EXIT_FAILURE;
+                }
+            };
+            raw_mode = match tty::RawMode::enter(stdin) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("wsh: raw mode: {e}");
+                    return EXIT_FAILURE;
+                }
+            };
+            // A terminal without a size (some test harnesses) is not fatal.
+            let _ = tty::copy_window_size(stdin, master.as_fd());
+            master_for_winch = Some(reader.try_clone());
+            pairs.push(Pair::new(End::Std(stdin), End::Owned(master), true));
+            pairs.push(Pair::new(End::Owned(reader), End::Std(stdio(1)), false));
+        }
+    }
+    let master_for_winch = master_for_winch.and_then(Result::ok);
+    let pidfd = session.pidfd;
+    let outcome = pump::run(pairs, session.exit, signalfd.as_ref(), |signo| {
+        if signo == libc::SIGWINCH {
+            if let Some(m) = &master_for_winch {
+                let _ = tty::copy_window_size(stdin, m.as_fd());
+            }
+        } else if let Some(p) = &pidfd {
+            if let Err(e) = signals::send_via_pidfd(p.as_fd(), signo) {
+                eprintln!("wsh: forward signal {signo}: {e}");
+            }
+        }
+    });
+    drop(raw_mode);
+    match outcome {
+        Ok(exit) => exit_code(session.version, exit),
+        Err(e) => {
+            eprintln!("wsh: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// The exit code wsh reports for what the exit pipe said.
+fn exit_code(version: i32, exit: Exit) -> i32 {
+    match (version, exit) {
+        (_, Exit::Closed) => EXIT_FAILURE,
+        (1, Exit::Word(code)) => code & 0xff,
+        (_, Exit::Word(status)) => {
+            if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                EXIT_FAILURE
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(1, Exit::Word(42)), 42);
+        assert_eq!(exit_code(1, Exit::Word(256 + 3)), 3);
+        assert_eq!(exit_code(1, Exit::Closed), 255);
+        assert_eq!(exit_code(2, Exit::Word(42 << 8)), 42);
+        assert_eq!(exit_code(2, Exit::Word(libc::SIGKILL)), 128 + 9);
+        assert_eq!(exit_code(2, Exit::Word(libc::SIGTERM | 0x80)), 128 + 15);
+        assert_eq!(exit_code(2, Exit::Closed), 255);
+    }
+}

@@ -1,0 +1,163 @@
+//! One exchange with wshd: connect, send the request, receive the response
+//! word and the descriptors of the remote process.
+
+use std::ffi::{CString, OsString};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use wire::fdpass::{recv_with_fds, FdPassError};
+use wire::request::{decode_response, rlimits_from_env, Request, RequestError};
+
+use crate::args::Options;
+
+#[derive(Debug)]
+pub enum SessionError {
+    Connect(std::path::PathBuf, std::io::Error),
+    Rlimit(&'static str),
+    Nul(&'static str),
+    Encode(RequestError),
+    Send(std::io::Error),
+    Receive(FdPassError),
+    Closed,
+    Response { version: i32, fds: usize },
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Connect(p, e) => write!(f, "connect {}: {e}", p.display()),
+            SessionError::Rlimit(name) => write!(f, "{name}: not a number or a pair of numbers"),
+            SessionError::Nul(what) => write!(f, "{what} contains a NUL byte"),
+            SessionError::Encode(e) => write!(f, "request: {e}"),
+            SessionError::Send(e) => write!(f, "send request: {e}"),
+            SessionError::Receive(e) => write!(f, "receive response: {e}"),
+            SessionError::Closed => write!(f, "wshd closed the connection without a response"),
+            SessionError::Response { version, fds } => {
+                write!(
+                    f,
+                    "unexpected response: version {version} with {fds} descriptors"
+                )
+            }
+        }
+    }
+}
+
+/// The remote process's descriptors, as wshd handed them over.
+pub enum Remote {
+    Pipes {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    Tty {
+        master: OwnedFd,
+    },
+}
+
+pub struct Session {
+    pub remote: Remote,
+    pub exit: OwnedFd,
+    /// v2 only: the process, for forwarding signals.
+    pub pidfd: Option<OwnedFd>,
+    pub version: i32,
+}
+
+fn cstring(v: OsString, what: &'static str) -> Result<CString, SessionError> {
+    CString::new(v.into_vec()).map_err(|_| SessionError::Nul(what))
+}
+
+/// Build the request the options and the environment describe.
+pub fn build_request(opts: &Options, tty: bool) -> Result<Request, SessionError> {
+    let argv = opts
+        .argv
+        .iter()
+        .map(|a| cstring(a.clone(), "an argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rlimits =
+        rlimits_from_env(|name| std::env::var(name).ok()).map_err(SessionError::Rlimit)?;
+    let user = opts
+        .user
+        .clone()
+        .map(OsStringExt::into_vec)
+        .unwrap_or_default();
+    let lang = std::env::var_os("LANG")
+        .map(OsStringExt::into_vec)
+        .unwrap_or_default();
+    let env = opts
+        .env
+        .iter()
+        .map(|e| cstring(e.clone(), "an --env value"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = opts.dir.clone().map(|d| cstring(d, "--dir")).transpose()?;
+    Ok(Request {
+        version: if opts.v2 { 2 } else { 1 },
+        tty,
+        argv,
+        rlimits,
+        user,
+        lang,
+        env,
+        dir,
+        want_pidfd: opts.v2,
+    })
+}
+
+pub fn open(socket: &Path, request: &Request) -> Result<Session, SessionError> {
+    let bytes = request.encode().map_err(SessionError::Encode)?;
+    let mut stream =
+        UnixStream::connect(socket).map_err(|e| SessionError::Connect(socket.to_owned(), e))?;
+    stream.write_all(&bytes).map_err(SessionError::Send)?;
+
+    let mut word = [0u8; 4];
+    let (mut got, mut fds) =
+        recv_with_fds(stream.as_fd(), &mut word).map_err(SessionError::Receive)?;
+    // The word and its descriptors travel in one sendmsg; a short read is
+    // only possible in theory, but costs nothing to handle.
+    while got > 0 && got < word.len() {
+        let (n, more) =
+            recv_with_fds(stream.as_fd(), &mut word[got..]).map_err(SessionError::Receive)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+        fds.extend(more);
+    }
+    if got == 0 {
+        return Err(SessionError::Closed);
+    }
+    let version = decode_response(&word[..got]).unwrap_or(-1);
+    let expected = match (request.tty, request.want_pidfd) {
+        (false, false) => 4,
+        (false, true) => 5,
+        (true, false) => 2,
+        (true, true) => 3,
+    };
+    if version != request.version || fds.len() != expected {
+        return Err(SessionError::Response {
+            version,
+            fds: fds.len(),
+        });
+    }
+    let mut fds = fds.into_iter();
+    let mut next = || fds.next().expect("count checked above");
+    let remote = if request.tty {
+        Remote::Tty { master: next() }
+    } else {
+        Remote::Pipes {
+            stdin: next(),
+            stdout: next(),
+            stderr: next(),
+        }
+    };
+    let exit = next();
+    let pidfd = request.want_pidfd.then(&mut next);
+    Ok(Session {
+        remote,
+        exit,
+        pidfd,
+        version,
+    })
+}
