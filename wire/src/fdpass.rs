@@ -108,7 +108,8 @@ mod tests {
         assert_eq!(n, 4);
         assert_eq!(fds.len(), 2);
         for fd in &fds {
-            let flags = FdFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFD).unwrap());
+            let flags =
+                FdFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFD).unwrap());
             assert!(flags.contains(FdFlag::FD_CLOEXEC));
         }
         nix::unistd::write(&fds[1], b"x").unwrap();

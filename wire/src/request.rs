@@ -164,11 +164,10 @@ pub fn parse_rlimit_value(value: &str) -> Option<(u64, u64)> {
             return None;
         }
         // %ld saturates on overflow in glibc; mirror that rather than fail.
-        let n = s[..end].parse::<i64>().unwrap_or(if bytes[0] == b'-' {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
+        let n =
+            s[..end]
+                .parse::<i64>()
+                .unwrap_or(if bytes[0] == b'-' { i64::MIN } else { i64::MAX });
         Some((n, &s[end..]))
     }
     let (cur, rest) = leading_long(value)?;
@@ -354,8 +353,11 @@ impl Request {
         if !(0..=ARG_BUF_SIZE as i32).contains(&count) {
             return Err(RequestError::ArgCount(count));
         }
-        let (argv, _) = unpack_strings(&buf[OFF_ARG_BUF..OFF_ARG_BUF + ARG_BUF_SIZE], count as usize)
-            .map_err(RequestError::ArgUnterminated)?;
+        let (argv, _) = unpack_strings(
+            &buf[OFF_ARG_BUF..OFF_ARG_BUF + ARG_BUF_SIZE],
+            count as usize,
+        )
+        .map_err(RequestError::ArgUnterminated)?;
 
         let rcount = get_i32(buf, OFF_RLIM_COUNT);
         if !(0..=RLIMIT_SLOTS as i32).contains(&rcount) {
@@ -374,10 +376,10 @@ impl Request {
                 max: get_u64(buf, off + 16),
             });
         }
-        let user = c_field(&buf[OFF_USER..OFF_USER + USER_SIZE])
-            .ok_or(RequestError::UserUnterminated)?;
-        let lang = c_field(&buf[OFF_LANG..OFF_LANG + LANG_SIZE])
-            .ok_or(RequestError::LangUnterminated)?;
+        let user =
+            c_field(&buf[OFF_USER..OFF_USER + USER_SIZE]).ok_or(RequestError::UserUnterminated)?;
+        let lang =
+            c_field(&buf[OFF_LANG..OFF_LANG + LANG_SIZE]).ok_or(RequestError::LangUnterminated)?;
         Ok(Request {
             version,
             tty,
