@@ -50,7 +50,6 @@ fn run() -> i32 {
             return EXIT_USAGE;
         }
     };
-    signals::default_sigpipe();
 
     let stdin = stdio(0);
     let tty = nix::unistd::isatty(stdin.as_raw_fd()).unwrap_or(false);
@@ -153,6 +152,10 @@ fn run() -> i32 {
     drop(raw_mode);
     match outcome {
         Ok(exit) => exit_code(session.version, exit),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            signals::die_of_sigpipe();
+            EXIT_FAILURE
+        }
         Err(e) => {
             eprintln!("wsh: {e}");
             EXIT_FAILURE

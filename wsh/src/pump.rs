@@ -50,8 +50,7 @@ enum Method {
 /// One direction of copying.
 pub struct Pair {
     src: End,
-    /// None once the destination went away: output is then read and
-    /// dropped, so the remote process never blocks on a full pipe.
+    /// None once the stdin direction is finished (closing it is the EOF).
     dst: Option<End>,
     method: Method,
     blocked_on_dst: bool,
@@ -88,7 +87,7 @@ impl Pair {
 
     fn step(&mut self) -> io::Result<Step> {
         let Some(dst) = &self.dst else {
-            return self.discard();
+            return Ok(Step::Eof);
         };
         match &mut self.method {
             Method::Splice => {
@@ -108,10 +107,7 @@ impl Pair {
                         self.step()
                     }
                     Err(Errno::EIO) => Ok(Step::Eof),
-                    Err(Errno::EPIPE) => {
-                        self.dst = None;
-                        Ok(Step::Moved)
-                    }
+                    Err(Errno::EPIPE) => self.destination_gone(),
                     Err(e) => Err(e.into()),
                 }
             }
@@ -138,23 +134,20 @@ impl Pair {
                         self.blocked_on_dst = true;
                         Ok(Step::WouldBlock)
                     }
-                    Err(Errno::EPIPE) => {
-                        self.dst = None;
-                        Ok(Step::Moved)
-                    }
+                    Err(Errno::EPIPE) => self.destination_gone(),
                     Err(e) => Err(e.into()),
                 }
             }
         }
     }
 
-    fn discard(&mut self) -> io::Result<Step> {
-        let mut sink = [0u8; COPY_CHUNK];
-        match nix::unistd::read(self.src.as_fd().as_raw_fd(), &mut sink) {
-            Ok(0) | Err(Errno::EIO) => Ok(Step::Eof),
-            Ok(_) | Err(Errno::EINTR) => Ok(Step::Moved),
-            Err(Errno::EAGAIN) => Ok(Step::WouldBlock),
-            Err(e) => Err(e.into()),
+    /// The process closed its stdin: that direction is over. Our own
+    /// reader going away is the caller's to handle, as a broken pipe.
+    fn destination_gone(&mut self) -> io::Result<Step> {
+        if self.is_input {
+            Ok(Step::Eof)
+        } else {
+            Err(io::ErrorKind::BrokenPipe.into())
         }
     }
 

@@ -26,13 +26,16 @@ pub fn signalfd_for(signals: &[Signal]) -> nix::Result<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
 }
 
-/// Rust starts programs with SIGPIPE ignored; wsh dies of it like the C
-/// client does when its reader goes away, which also tells the remote side.
-pub fn default_sigpipe() {
-    // SAFETY: installing SIG_DFL runs no handler code; wsh is single-threaded
-    // at this point.
+/// Die of SIGPIPE, as the C client does when its reader goes away: the
+/// remote process then sees its own pipes break. SIGPIPE stays ignored while
+/// pumping (Rust's default) so that a process closing its stdin early, which
+/// makes a splice into it fail with EPIPE, is not fatal.
+pub fn die_of_sigpipe() {
+    // SAFETY: installing SIG_DFL runs no handler code, and raise() with the
+    // default action ends the process; wsh is single-threaded.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
     }
 }
 

@@ -1,0 +1,175 @@
+//! Command-line flags.
+//!
+//! `wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME]` starts a
+//! container; `wshd --continue --listen-fd N --ack-fd N` is how the container
+//! side re-executes itself after `pivot_root` (internal, never typed by hand).
+
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ArgsError {
+    #[error("invalid option -- {0}")]
+    Unknown(String),
+    #[error("option {0} needs a value")]
+    MissingValue(String),
+    #[error("option {0} needs a descriptor number, got {1:?}")]
+    BadFd(&'static str, String),
+    #[error("--continue needs --listen-fd and --ack-fd")]
+    ContinueState,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct StartArgs {
+    pub run: PathBuf,
+    pub lib: PathBuf,
+    pub root: PathBuf,
+    pub title: Option<OsString>,
+}
+
+/// What the continued process inherits across the exec.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ContinueArgs {
+    pub listen_fd: RawFd,
+    pub ack_fd: RawFd,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Mode {
+    Start(StartArgs),
+    Continue(ContinueArgs),
+    Help,
+}
+
+pub const USAGE: &str = "Usage: wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME]
+
+  --run DIR    directory where the server socket wshd.sock is placed (default: run)
+  --lib DIR    directory holding the hook scripts (default: lib)
+  --root DIR   directory that becomes the container's root (default: root)
+  --title NAME process title of the container's wshd
+";
+
+fn parse_fd(flag: &'static str, v: OsString) -> Result<RawFd, ArgsError> {
+    let s = v.to_string_lossy().into_owned();
+    match s.parse::<RawFd>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(ArgsError::BadFd(flag, s)),
+    }
+}
+
+/// Parse the arguments after argv[0]. Both `--flag VALUE` and
+/// `--flag=VALUE` are accepted.
+pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Mode, ArgsError> {
+    let mut start = StartArgs {
+        run: PathBuf::from("run"),
+        lib: PathBuf::from("lib"),
+        root: PathBuf::from("root"),
+        title: None,
+    };
+    let mut cont = false;
+    let mut listen_fd = None;
+    let mut ack_fd = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let (flag, inline) = match text.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(OsString::from(v))),
+            _ => (text.clone(), None),
+        };
+        let mut value = |flag: &str| -> Result<OsString, ArgsError> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .ok_or_else(|| ArgsError::MissingValue(flag.to_string())),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Mode::Help),
+            "--run" => start.run = value("--run")?.into(),
+            "--lib" => start.lib = value("--lib")?.into(),
+            "--root" => start.root = value("--root")?.into(),
+            "--title" => start.title = Some(value("--title")?),
+            "--continue" if inline.is_none() => cont = true,
+            "--listen-fd" => listen_fd = Some(parse_fd("--listen-fd", value("--listen-fd")?)?),
+            "--ack-fd" => ack_fd = Some(parse_fd("--ack-fd", value("--ack-fd")?)?),
+            _ => return Err(ArgsError::Unknown(text)),
+        }
+    }
+    if cont {
+        match (listen_fd, ack_fd) {
+            (Some(listen_fd), Some(ack_fd)) => {
+                Ok(Mode::Continue(ContinueArgs { listen_fd, ack_fd }))
+            }
+            _ => Err(ArgsError::ContinueState),
+        }
+    } else if listen_fd.is_some() || ack_fd.is_some() {
+        Err(ArgsError::Unknown(
+            "--listen-fd/--ack-fd without --continue".into(),
+        ))
+    } else {
+        Ok(Mode::Start(start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Mode, ArgsError> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(
+            p(&[]).unwrap(),
+            Mode::Start(StartArgs {
+                run: "run".into(),
+                lib: "lib".into(),
+                root: "root".into(),
+                title: None
+            })
+        );
+    }
+
+    #[test]
+    fn all_flags_both_spellings() {
+        assert_eq!(
+            p(&["--run", "r", "--lib=l", "--root", "m", "--title", "wshd: x"]).unwrap(),
+            Mode::Start(StartArgs {
+                run: "r".into(),
+                lib: "l".into(),
+                root: "m".into(),
+                title: Some("wshd: x".into())
+            })
+        );
+    }
+
+    #[test]
+    fn continue_mode() {
+        assert_eq!(
+            p(&["--continue", "--listen-fd", "3", "--ack-fd=4"]).unwrap(),
+            Mode::Continue(ContinueArgs {
+                listen_fd: 3,
+                ack_fd: 4
+            })
+        );
+        assert_eq!(p(&["--continue"]), Err(ArgsError::ContinueState));
+        assert!(matches!(
+            p(&["--continue", "--listen-fd", "x", "--ack-fd", "4"]),
+            Err(ArgsError::BadFd(..))
+        ));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(p(&["--bogus"]), Err(ArgsError::Unknown("--bogus".into())));
+        assert_eq!(p(&["--run"]), Err(ArgsError::MissingValue("--run".into())));
+        assert_eq!(p(&["extra"]), Err(ArgsError::Unknown("extra".into())));
+        assert_eq!(p(&["--help"]).unwrap(), Mode::Help);
+    }
+}

@@ -1,0 +1,389 @@
+//! Starting a request's child: pipes or a pty, fork, and the child's way to
+//! exec.
+//!
+//! Everything is prepared before the fork ([`crate::plan`]); between fork
+//! and exec the child only makes raw system calls on data that already
+//! exists, because the daemon's allocator state is not the child's to use.
+//! The child also waits on a "go" pipe before touching anything: the daemon
+//! lets it run only once the client has its descriptors, so a client that
+//! vanished mid-handshake never gets a command run on its behalf.
+
+use std::ffi::{c_char, CStr, CString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::pipe2;
+use thiserror::Error;
+
+use crate::plan::Plan;
+
+#[derive(Debug, Error)]
+pub enum SpawnError {
+    #[error("pipe: {0}")]
+    Pipe(Errno),
+    #[error("open /dev/ptmx: {0}")]
+    Ptmx(Errno),
+    #[error("unlock pty: {0}")]
+    Unlock(Errno),
+    #[error("open pty peer: {0}")]
+    Peer(Errno),
+    #[error("fork: {0}")]
+    Fork(Errno),
+    #[error("pidfd_open({0}): {1}")]
+    Pidfd(i32, Errno),
+}
+
+/// What the child does: run the plan, or print why not and exit 255.
+pub enum Action {
+    Run(Plan),
+    Refuse(Vec<u8>),
+}
+
+/// A forked child, held at its "go" pipe.
+pub struct Spawned {
+    pub pid: i32,
+    /// For the client, in the contract's order, plus the pidfd if asked.
+    pub client_fds: Vec<OwnedFd>,
+    /// The daemon's end of the exit pipe.
+    pub exit_w: OwnedFd,
+    /// One byte lets the child go on; closing it unwritten makes it exit 255.
+    pub go: OwnedFd,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)
+}
+
+/// A pty pair: the master for the client, the slave for the child. The slave
+/// is opened from the master (TIOCGPTPEER), so no path lookup in /dev/pts,
+/// and with O_NOCTTY so it never becomes the daemon's terminal.
+fn open_pty() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    let master = open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(SpawnError::Ptmx)?;
+    // SAFETY: adopting the descriptor open() just returned.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which is valid.
+    let rv = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    if rv < 0 {
+        return Err(SpawnError::Unlock(Errno::last()));
+    }
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    if slave < 0 {
+        return Err(SpawnError::Peer(Errno::last()));
+    }
+    // SAFETY: adopting the descriptor the ioctl just returned.
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+}
+
+fn pidfd_open(pid: i32) -> Result<OwnedFd, SpawnError> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // (CLOEXEC by definition).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(SpawnError::Pidfd(pid, Errno::last()));
+    }
+    // SAFETY: adopting the descriptor the kernel just returned.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Raw pointer views of the plan, built before the fork.
+struct Prepared<'a> {
+    go_r: RawFd,
+    stdio: [RawFd; 3],
+    tty: bool,
+    refuse: Option<&'a [u8]>,
+    plan: Option<&'a Plan>,
+    groups: Vec<libc::gid_t>,
+    argvp: Vec<*const c_char>,
+    /// `/bin/sh CANDIDATE ARGS...` for scripts without a #! line (as
+    /// execvp does); slot 1 is filled in by the child.
+    sh_argvp: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+const SH: &CStr = c"/bin/sh";
+
+/// Fork the child of `action`, stdio on pipes or a pty, held until `go` is
+/// written.
+pub fn spawn(action: &Action, tty: bool, want_pidfd: bool) -> Result<Spawned, SpawnError> {
+    let (go_r, go_w) = pipe()?;
+    let (exit_r, exit_w) = pipe()?;
+    let (mut client_fds, child_fds): (Vec<OwnedFd>, Vec<OwnedFd>) = if tty {
+        let (master, slave) = open_pty()?;
+        (vec![master, exit_r], vec![slave])
+    } else {
+        let (in_r, in_w) = pipe()?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        (vec![in_w, out_r, err_r, exit_r], vec![in_r, out_w, err_w])
+    };
+    let stdio = if tty {
+        [child_fds[0].as_raw_fd(); 3]
+    } else {
+        [
+            child_fds[0].as_raw_fd(),
+            child_fds[1].as_raw_fd(),
+            child_fds[2].as_raw_fd(),
+        ]
+    };
+    let (refuse, plan) = match action {
+        Action::Run(p) => (None, Some(p)),
+        Action::Refuse(msg) => (Some(msg.as_slice()), None),
+    };
+    let mut prep = Prepared {
+        go_r: go_r.as_raw_fd(),
+        stdio,
+        tty,
+        refuse,
+        plan,
+        groups: plan.map(|p| p.groups.clone()).unwrap_or_default(),
+        argvp: plan.map(|p| null_terminated(&p.argv)).unwrap_or_default(),
+        sh_argvp: Vec::new(),
+        envp: plan.map(|p| null_terminated(&p.env)).unwrap_or_default(),
+    };
+    if let Some(p) = plan {
+        prep.sh_argvp.push(SH.as_ptr());
+        prep.sh_argvp.push(std::ptr::null());
+        prep.sh_argvp
+            .extend(p.argv.iter().skip(1).map(|a| a.as_ptr()));
+        prep.sh_argvp.push(std::ptr::null());
+    }
+
+    // SAFETY: the daemon is single-threaded, and the child only runs
+    // `child_main`, which makes raw system calls on `prep` and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(SpawnError::Fork(Errno::last()));
+    }
+    if pid == 0 {
+        child_main(&mut prep);
+    }
+    drop(child_fds);
+    drop(go_r);
+    if want_pidfd {
+        match pidfd_open(pid) {
+            Ok(fd) => client_fds.push(fd),
+            Err(e) => {
+                // Dropping `go_w` makes the child exit 255 unstarted; the
+                // serve loop reaps it like any other.
+                return Err(e);
+            }
+        }
+    }
+    Ok(Spawned {
+        pid,
+        client_fds,
+        exit_w,
+        go: go_w,
+    })
+}
+
+// ---- the child: raw system calls only from here on ----
+
+fn say(parts: &[&[u8]]) {
+    for p in parts {
+        // SAFETY: writing a valid buffer to fd 2; a failure is not reportable.
+        unsafe { libc::write(2, p.as_ptr().cast(), p.len()) };
+    }
+}
+
+fn die(parts: &[&[u8]]) -> ! {
+    say(parts);
+    // SAFETY: _exit ends the child without running the daemon's atexit state.
+    unsafe { libc::_exit(255) }
+}
+
+/// `n` in decimal, in `buf`, without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+fn die_errno(what: &[u8], err: Errno) -> ! {
+    die(&[b"wshd: ", what, b": ", err.desc().as_bytes(), b"\n"])
+}
+
+fn child_main(p: &mut Prepared) -> ! {
+    // SAFETY (whole function): only async-signal-safe system calls on
+    // memory prepared before the fork; every path ends in execve or _exit.
+    unsafe {
+        let mut go = 0u8;
+        loop {
+            let n = libc::read(p.go_r, (&mut go as *mut u8).cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && Errno::last() == Errno::EINTR {
+                continue;
+            }
+            libc::_exit(255);
+        }
+
+        // Default dispositions and an empty mask: the daemon ignores SIGPIPE
+        // and blocks SIGCHLD, and both would otherwise survive the exec.
+        for sig in 1..=64 {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+
+        if libc::setsid() < 0 {
+            libc::_exit(255);
+        }
+        if p.tty && libc::ioctl(p.stdio[0], libc::TIOCSCTTY, 0) < 0 {
+            libc::_exit(255);
+        }
+        for (target, &src) in p.stdio.iter().enumerate() {
+            // The sources are all above 2 (the daemon keeps 0-2 open on
+            // /dev/null), so no dup2 clobbers a later source.
+            if libc::dup2(src, target as libc::c_int) < 0 {
+                libc::_exit(255);
+            }
+        }
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..65536 {
+                libc::close(fd);
+            }
+        }
+
+        if let Some(msg) = p.refuse {
+            die(&[msg]);
+        }
+        let Some(plan) = p.plan else { libc::_exit(255) };
+        for &(id, cur, max) in &plan.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: cur,
+                rlim_max: max,
+            };
+            if libc::setrlimit(id as libc::__rlimit_resource_t, &lim) < 0 {
+                let err = Errno::last();
+                let mut buf = [0u8; 20];
+                die(&[
+                    b"wshd: setrlimit(",
+                    decimal(id as u64, &mut buf),
+                    b"): ",
+                    err.desc().as_bytes(),
+                    b"\n",
+                ]);
+            }
+        }
+        if libc::setgroups(p.groups.len(), p.groups.as_ptr()) < 0 {
+            die_errno(b"setgroups", Errno::last());
+        }
+        if libc::setgid(plan.gid) < 0 {
+            die_errno(b"setgid", Errno::last());
+        }
+        if libc::setuid(plan.uid) < 0 {
+            die_errno(b"setuid", Errno::last());
+        }
+        if libc::chdir(plan.cwd.as_ptr()) < 0 {
+            let err = Errno::last();
+            if plan.cwd_required || libc::chdir(c"/".as_ptr()) < 0 {
+                die_errno(plan.cwd.to_bytes(), err);
+            }
+        }
+
+        let mut err = Errno::ENOENT;
+        let mut eacces = false;
+        for cand in &plan.candidates {
+            libc::execve(cand.as_ptr(), p.argvp.as_ptr(), p.envp.as_ptr());
+            err = Errno::last();
+            if err == Errno::ENOEXEC {
+                p.sh_argvp[1] = cand.as_ptr();
+                libc::execve(SH.as_ptr(), p.sh_argvp.as_ptr(), p.envp.as_ptr());
+                err = Errno::last();
+            }
+            match err {
+                Errno::EACCES => eacces = true,
+                Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::ENAMETOOLONG => {}
+                _ => break,
+            }
+        }
+        // Like execvp: a search that only found unusable files says so.
+        let searched = matches!(
+            err,
+            Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::ENAMETOOLONG
+        );
+        if eacces && searched {
+            err = Errno::EACCES;
+        }
+        let name = plan.argv.first().map(|a| a.to_bytes()).unwrap_or(b"");
+        die_errno(name, err)
+    }
+}
+
+/// Reap one exited child of any kind without blocking: `(pid, raw wait
+/// status)`, or None when no child is waiting to be reaped.
+pub fn reap_one() -> Option<(i32, i32)> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: waitpid writes the status through a valid pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            return Some((pid, status));
+        }
+        if pid < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// The word the exit pipe carries for a raw wait `status`: v1 sends the exit
+/// code of a normal exit and nothing for a signal; v2 always sends the raw
+/// status.
+pub fn exit_word(version: i32, status: i32) -> Option<i32> {
+    if version >= 2 {
+        Some(status)
+    } else if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals() {
+        let mut b = [0u8; 20];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(7, &mut b), b"7");
+        assert_eq!(decimal(u64::MAX, &mut b), b"18446744073709551615");
+    }
+
+    #[test]
+    fn exit_words() {
+        assert_eq!(exit_word(1, 42 << 8), Some(42));
+        assert_eq!(exit_word(1, 9), None);
+        assert_eq!(exit_word(2, 42 << 8), Some(42 << 8));
+        assert_eq!(exit_word(2, 9), Some(9));
+    }
+}

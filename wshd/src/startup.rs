@@ -1,0 +1,211 @@
+//! The host side of wshd's start-up and the container side up to the exec
+//! of `/sbin/wshd --continue`, in the contract's hook order.
+//!
+//! The container is made with `clone(2)` and all five namespace flags at
+//! once. The alternatives are worse here: `unshare` of the network or UTS
+//! namespace would move the parent too, yet `hook-parent-after-clone.sh`
+//! must run in the host's network namespace to hand the container its veth
+//! end; and a PID namespace only takes effect for children anyway. The
+//! parent is single-threaded at the clone, so the child (which gets a copy
+//! of the address space, no CLONE_VM) may use the allocator and std freely.
+//!
+//! Two pipes act as barriers: the child waits for one byte on `release`
+//! before its first hook, and the continued process writes one byte to
+//! `ack` once it serves. An EOF on either side means the other died, so a
+//! failure anywhere ends both.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{chdir, execv, mkdir, pipe2, pivot_root, Pid};
+
+use crate::args::StartArgs;
+use crate::{fds, hooks};
+
+const CLONE_STACK: usize = 2 << 20;
+
+/// Kills and reaps the container's init unless disarmed: whatever fails on
+/// the host side after the clone must not leave a half-made container.
+struct InitGuard(Option<Pid>);
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+fn require_dir(flag: &str, dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("{flag} {}: not a directory", dir.display()),
+        Err(e) => bail!("{flag} {}: {e}", dir.display()),
+    }
+}
+
+/// Parent: everything up to the child's acknowledgement. Returns once the
+/// container serves.
+pub fn start(args: &StartArgs) -> Result<()> {
+    require_dir("--run", &args.run)?;
+    require_dir("--lib", &args.lib)?;
+    require_dir("--root", &args.root)?;
+    fds::cloexec_above_stdio().context("marking inherited descriptors close-on-exec")?;
+
+    let sock = args.run.join("wshd.sock");
+    match std::fs::remove_file(&sock) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing stale {}", sock.display())),
+    }
+    let listener =
+        UnixListener::bind(&sock).with_context(|| format!("listening on {}", sock.display()))?;
+    let (release_r, release_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    let (ack_r, ack_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+
+    unshare(CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
+    // Hosts with a shared / (systemd) would otherwise see every mount the
+    // hooks make.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("making / recursively private")?;
+
+    hooks::run(&args.lib.join("hook-parent-before-clone.sh"), &[])?;
+
+    let lib_real = std::fs::canonicalize(&args.lib)
+        .with_context(|| format!("realpath {}", args.lib.display()))?;
+    let mut pivoted_lib = PathBuf::from("/mnt");
+    pivoted_lib.push(lib_real.strip_prefix("/").unwrap_or(&lib_real));
+    let title = match &args.title {
+        Some(t) if !t.is_empty() => t.clone(),
+        _ => "wshd".into(),
+    };
+    let child = Child {
+        release: release_r.as_raw_fd(),
+        release_w: release_w.as_raw_fd(),
+        ack_r: ack_r.as_raw_fd(),
+        ack: ack_w.as_raw_fd(),
+        listener: listener.as_raw_fd(),
+        lib: args.lib.clone(),
+        root: args.root.clone(),
+        after_pivot_hook: pivoted_lib.join("hook-child-after-pivot.sh"),
+        title: CString::new(title.as_bytes()).context("--title holds a NUL byte")?,
+    };
+    let mut stack = vec![0u8; CLONE_STACK];
+    let flags = CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS;
+    let pid = clone_container(&child, &mut stack, flags)?;
+    let mut guard = InitGuard(Some(pid));
+    drop(release_r);
+    drop(ack_w);
+
+    hooks::run(
+        &args.lib.join("hook-parent-after-clone.sh"),
+        &[("PID", pid.to_string())],
+    )?;
+
+    std::fs::File::from(release_w)
+        .write_all(b"1")
+        .context("waking up the container's init")?;
+    let mut ack = [0u8; 1];
+    match std::fs::File::from(ack_r).read(&mut ack) {
+        Ok(1) => {}
+        Ok(_) => {
+            let status = guard.0.take().map(|p| waitpid(p, None));
+            bail!("the container's init died before acknowledging: {status:?}");
+        }
+        Err(e) => bail!("waiting for the container's acknowledgement: {e}"),
+    }
+    guard.0 = None;
+    drop(listener);
+    Ok(())
+}
+
+/// What the container side needs, all prepared in the parent.
+struct Child {
+    release: RawFd,
+    release_w: RawFd,
+    ack_r: RawFd,
+    ack: RawFd,
+    listener: RawFd,
+    lib: PathBuf,
+    root: PathBuf,
+    after_pivot_hook: PathBuf,
+    title: CString,
+}
+
+#[allow(unsafe_code)]
+fn clone_container(child: &Child, stack: &mut [u8], flags: CloneFlags) -> Result<Pid> {
+    let cb = Box::new(|| match container_side(child) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "wshd: {e:#}");
+            1
+        }
+    });
+    // SAFETY: the process is single-threaded here, so the child's copy of
+    // the address space has no lock held by a vanished thread; the child
+    // runs on `stack`, which outlives the call in the parent and is the
+    // child's own copy afterwards; 2 MiB is ample for the hooks' fork+exec.
+    unsafe { nix::sched::clone(cb, stack, flags, Some(libc::SIGCHLD)) }
+        .context("clone(NEWIPC|NEWNET|NEWNS|NEWPID|NEWUTS)")
+}
+
+/// Container side: wait for release, hooks and pivot, exec the continued
+/// daemon. Only returns on failure.
+fn container_side(c: &Child) -> Result<std::convert::Infallible> {
+    // The parent's ends; holding them would hide the parent's death.
+    let _ = nix::unistd::close(c.release_w);
+    let _ = nix::unistd::close(c.ack_r);
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(c.release, &mut b) {
+            Ok(1) => break,
+            Ok(_) => bail!("the parent went away before releasing the container"),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => bail!("waiting for the parent: {e}"),
+        }
+    }
+    let _ = nix::unistd::close(c.release);
+
+    hooks::run(&c.lib.join("hook-child-before-pivot.sh"), &[])?;
+    chdir(&c.root).with_context(|| format!("chdir {}", c.root.display()))?;
+    match mkdir("mnt", nix::sys::stat::Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => bail!("mkdir {}/mnt: {e}", c.root.display()),
+    }
+    pivot_root(".", "mnt").with_context(|| format!("pivot_root({}, mnt)", c.root.display()))?;
+    chdir("/").context("chdir /")?;
+    hooks::run(&c.after_pivot_hook, &[])?;
+
+    fds::clear_cloexec(c.listener).context("keeping the listening socket")?;
+    fds::clear_cloexec(c.ack).context("keeping the acknowledgement pipe")?;
+    let argv = [
+        c.title.clone(),
+        c"--continue".to_owned(),
+        c"--listen-fd".to_owned(),
+        CString::new(c.listener.to_string())?,
+        c"--ack-fd".to_owned(),
+        CString::new(c.ack.to_string())?,
+    ];
+    let err = execv(c"/sbin/wshd", &argv).unwrap_err();
+    Err(anyhow!("exec /sbin/wshd --continue: {err}"))
+}
