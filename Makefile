@@ -7,7 +7,7 @@ TARGET := x86_64-unknown-linux-gnu
 RELEASE := target/$(TARGET)/release
 ROOTFS ?= target/rootfs/busybox
 
-.PHONY: deps build rootfs demo test lint clean
+.PHONY: deps build rootfs demo test test-vm lint clean
 
 deps:
 	scripts/install-deps.sh
@@ -30,6 +30,11 @@ lint:
 test: deps lint build rootfs
 	WARDEN_TEST_ROOTFS=$(CURDIR)/$(ROOTFS) WARDEN_BIN_DIR=$(CURDIR)/$(RELEASE) \
 	  $(CARGO) test --release --workspace -- --test-threads=2
+
+# The integration tests again, on a cgroup-v2-only kernel (Debian's) booted
+# under qemu; see tests/vm/README.md.
+test-vm: deps build rootfs
+	tests/vm/run.sh
 
 clean:
 	$(CARGO) clean

@@ -335,13 +335,14 @@ pub fn read_status_file(dir: &Path) -> Result<Option<WaitStatus>, IomuxError> {
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
     };
-    let word: [u8; STATUS_LEN] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| IomuxError::StatusLength {
-            path: path.clone(),
-            len: bytes.len(),
-        })?;
+    let word: [u8; STATUS_LEN] =
+        bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| IomuxError::StatusLength {
+                path: path.clone(),
+                len: bytes.len(),
+            })?;
     Ok(Some(WaitStatus::decode(word)))
 }
 
@@ -480,11 +481,17 @@ mod tests {
             stderr: 5,
         };
         c.write(&path).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 5]);
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 5]
+        );
         assert_eq!(Cursors::read(&path).unwrap(), Some(c));
         fs::write(&path, [1, 2, 3]).unwrap();
         let err = Cursors::read(&path).unwrap_err();
-        assert!(matches!(err, IomuxError::CursorsLength { len: 3, .. }), "{err}");
+        assert!(
+            matches!(err, IomuxError::CursorsLength { len: 3, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("cursors"), "{err}");
         // no temporary file left behind
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
@@ -538,10 +545,7 @@ mod tests {
         );
         assert_eq!(read_tail(&dir, Stream::Stdout).unwrap(), Some(t));
         assert_eq!(read_tail(&dir, Stream::Stderr).unwrap(), None);
-        assert_eq!(
-            read_status_file(&dir).unwrap(),
-            Some(WaitStatus(3 << 8))
-        );
+        assert_eq!(read_status_file(&dir).unwrap(), Some(WaitStatus(3 << 8)));
         fs::write(dir.join("status"), [0, 0]).unwrap();
         assert!(matches!(
             read_status_file(&dir),

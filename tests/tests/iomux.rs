@@ -1,0 +1,705 @@
+//! iomux-spawn and iomux-link as plain processes (no container): framing,
+//! exact streams and exit codes, lossless re-linking, late and slow links,
+//! job files, usage errors, descriptor hygiene.
+//!
+//! Every job is gated (it waits for a file the test creates) where the test
+//! needs the links in place first, so nothing depends on timing.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tests::paths::bin;
+
+/// Far longer than any of these jobs needs; only stops a hung test.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+// ---------------------------------------------------------------------------
+// Guards and helpers
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "iomux-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn join(&self, s: &str) -> PathBuf {
+        self.0.join(s)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running iomux-spawn; killed with its whole session on drop.
+struct Spawn {
+    child: Option<Child>,
+    stdout: BufReader<ChildStdout>,
+    job_pid: i32,
+}
+
+impl Spawn {
+    fn start(dir: &Path, script: &str) -> Spawn {
+        Spawn::start_with(dir, script, &[])
+    }
+
+    fn start_with(dir: &Path, script: &str, env: &[(&str, &str)]) -> Spawn {
+        let mut child = Command::new(bin("iomux-spawn"))
+            .envs(env.iter().copied())
+            .arg(dir)
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting iomux-spawn");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let job_pid = line
+            .strip_prefix("child_pid=")
+            .and_then(|s| s.trim_end().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        assert!(line.ends_with('\n'));
+        Spawn {
+            child: Some(child),
+            stdout,
+            job_pid,
+        }
+    }
+
+    /// The second line, printed once a client is on each socket.
+    fn read_active(&mut self) {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "child active\n");
+    }
+
+    /// Wait for iomux-spawn to exit; it must exit 0 and leave no job behind.
+    fn wait_ok(mut self) {
+        let mut child = self.child.take().unwrap();
+        let st = wait_deadline(&mut child);
+        assert_eq!(st.code(), Some(0), "iomux-spawn exit status {st}");
+        assert!(
+            !alive(self.job_pid),
+            "job {} outlived iomux-spawn",
+            self.job_pid
+        );
+    }
+}
+
+impl Drop for Spawn {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // iomux-spawn leads its own session: take the job down with it.
+            let _ = kill(Pid::from_raw(-(c.id() as i32)), Signal::SIGKILL);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A running iomux-link writing to files; killed on drop.
+struct Link {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Link {
+    fn start(dir: &Path, cursors: Option<&Path>, tag: &str, outdir: &Path) -> Link {
+        let out = outdir.join(format!("{tag}.out"));
+        let err = outdir.join(format!("{tag}.err"));
+        let mut cmd = Command::new(bin("iomux-link"));
+        if let Some(c) = cursors {
+            cmd.arg("-w").arg(c);
+        }
+        let child = cmd
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("starting iomux-link");
+        Link {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let st = wait_deadline(self.child.as_mut().unwrap());
+        self.child = None;
+        st
+    }
+
+    fn out(&self) -> Vec<u8> {
+        fs::read(&self.out).unwrap()
+    }
+
+    fn err(&self) -> String {
+        fs::read_to_string(&self.err).unwrap()
+    }
+
+    /// True once the link has its three sockets open.
+    fn connected(&self) -> bool {
+        let dir = format!("/proc/{}/fd", self.pid());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return false;
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                fs::read_link(e.path())
+                    .map(|t| t.to_string_lossy().starts_with("socket:"))
+                    .unwrap_or(false)
+            })
+            .count()
+            >= 3
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_deadline(child: &mut Child) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("process {} did not finish", child.id());
+        }
+        sleep(Duration::from_millis(5));
+    }
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
+        sleep(Duration::from_millis(5));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+fn run(cmd: &mut Command) -> (ExitStatus, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `seq FIRST LAST` with a prefix on every line.
+fn seq_lines(prefix: &str, first: u64, last: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    for i in first..=last {
+        v.extend_from_slice(format!("{prefix}{i}\n").as_bytes());
+    }
+    v
+}
+
+/// Cheap per-test random numbers (no crate needed).
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Rng(t | 1)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn sockets_in(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sock"))
+        .collect()
+}
+
+fn connect_raw(dir: &Path, name: &str) -> UnixStream {
+    UnixStream::connect(dir.join(name)).unwrap()
+}
+
+fn read_exact_vec(s: &mut UnixStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    s.read_exact(&mut v).unwrap();
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn one_link_gets_both_streams_exactly_and_the_exit_code() {
+    let t = TempDir::new("one");
+    let job = t.join("job");
+    fs::create_dir(&job).unwrap();
+    // ~6.9 MB on stdout, ~2.3 MB on stderr, interleaved, then exit 3.
+    let script = "seq 1 500000; seq 1 300000 | sed s/^/e/ >&2; seq 500001 1000000; exit 3";
+    let spawn = Spawn::start(&job, script);
+    let cursors = t.join("cursors");
+    let mut link = Link::start(&job, Some(&cursors), "l", t.path());
+    let st = link.wait();
+    assert_eq!(
+        st.code(),
+        Some(3),
+        "stderr: {}",
+        link.err().chars().take(300).collect::<String>()
+    );
+    let want_out = seq_lines("", 1, 1_000_000);
+    let want_err = seq_lines("e", 1, 300_000);
+    assert!(
+        link.out() == want_out,
+        "stdout differs ({} bytes vs {})",
+        link.out().len(),
+        want_out.len()
+    );
+    assert!(fs::read(&link.err).unwrap() == want_err, "stderr differs");
+    let mut saved = (want_out.len() as u32).to_be_bytes().to_vec();
+    saved.extend_from_slice(&(want_err.len() as u32).to_be_bytes());
+    assert_eq!(fs::read(&cursors).unwrap(), saved, "cursors file");
+    spawn.wait_ok();
+    assert_eq!(
+        sockets_in(&job),
+        Vec::<String>::new(),
+        "sockets left behind"
+    );
+    assert_eq!(fs::read(job.join("status")).unwrap(), [0, 0, 3, 0]);
+}
+
+#[test]
+fn job_killed_by_signal_makes_link_exit_255() {
+    let t = TempDir::new("killed");
+    let spawn = Spawn::start(t.path(), "echo before; kill -9 $$");
+    let mut link = Link::start(t.path(), None, "l", t.path());
+    let st = link.wait();
+    assert_eq!(st.code(), Some(255));
+    assert_eq!(link.out(), b"before\n");
+    spawn.wait_ok();
+    assert_eq!(fs::read(t.join("status")).unwrap(), [0, 0, 0, 9]);
+}
+
+#[test]
+fn relinking_100_times_after_sigterm_loses_and_repeats_nothing() {
+    let t = TempDir::new("relink");
+    let job = t.join("job");
+    fs::create_dir(&job).unwrap();
+    let stop = t.join("stop");
+    // About 30 KB/s: a round would need two seconds between links to lose
+    // anything from the 65535-byte window.
+    let script = format!(
+        "i=0; while [ ! -e {stop} ]; do \
+           j=0; while [ $j -lt 10 ]; do echo \"out $i $j .........................................\"; j=$((j+1)); done; \
+           echo \"err $i\" >&2; i=$((i+1)); sleep 0.02; \
+         done; echo last; exit 7",
+        stop = stop.display()
+    );
+    let spawn = Spawn::start(&job, &script);
+    let cursors = t.join("cursors");
+    let mut rng = Rng::new();
+    let mut all_out = Vec::new();
+    let mut all_err = Vec::new();
+    for round in 0..100 {
+        let mut link = Link::start(&job, Some(&cursors), &format!("r{round}"), t.path());
+        sleep(Duration::from_micros(rng.below(40_000)));
+        kill(link.pid(), Signal::SIGTERM).unwrap();
+        let st = link.wait();
+        // Killed before its handler was installed it writes nothing; with
+        // the handler it saves and exits 0.
+        if st.signal() == Some(libc::SIGTERM) {
+            assert!(link.out().is_empty());
+        } else {
+            assert_eq!(st.code(), Some(0), "round {round}: {}", link.err());
+        }
+        all_out.extend_from_slice(&link.out());
+        all_err.extend_from_slice(&link.err().into_bytes());
+    }
+    fs::write(&stop, b"").unwrap();
+    let mut link = Link::start(&job, Some(&cursors), "final", t.path());
+    let st = link.wait();
+    assert_eq!(st.code(), Some(7), "{}", link.err());
+    all_out.extend_from_slice(&link.out());
+    all_err.extend_from_slice(&link.err().into_bytes());
+    spawn.wait_ok();
+
+    // The concatenation must be the job's exact output.
+    let text = String::from_utf8(all_out).unwrap();
+    let mut lines = text.lines();
+    let mut i = 0;
+    let mut expect = String::new();
+    loop {
+        let first = lines.next().expect("stream ends early");
+        if first == "last" {
+            break;
+        }
+        for j in 0..10 {
+            let want = format!("out {i} {j} .........................................");
+            let got = if j == 0 { first } else { lines.next().unwrap() };
+            assert_eq!(got, want, "line {i}/{j}");
+        }
+        expect.push_str(&format!("err {i}\n"));
+        i += 1;
+    }
+    assert!(lines.next().is_none(), "bytes after the end");
+    assert!(text.ends_with("last\n"));
+    assert!(
+        i > 10,
+        "job produced too little ({i} rounds) to mean anything"
+    );
+    assert_eq!(String::from_utf8(all_err).unwrap(), expect);
+}
+
+#[test]
+fn late_raw_client_gets_the_last_65535_bytes_and_their_offset() {
+    let t = TempDir::new("late");
+    let stop = t.join("stop");
+    let total = 200_000usize;
+    // 200000 bytes: lines "NNNNNNN\n" of 8 bytes.
+    let script = format!(
+        "seq 1000000 1024999 | head -c {total}; while [ ! -e {} ]; do sleep 0.01; done",
+        stop.display()
+    );
+    let mut spawn = Spawn::start(t.path(), &script);
+    let mut out = connect_raw(t.path(), "stdout.sock");
+    let mut err = connect_raw(t.path(), "stderr.sock");
+    let mut status = connect_raw(t.path(), "status.sock");
+    spawn.read_active();
+    // The first client sees everything from 0, so iomux-spawn has read all
+    // 200000 bytes once it has delivered them.
+    assert_eq!(read_exact_vec(&mut out, 4), [0, 0, 0, 0]);
+    let all = read_exact_vec(&mut out, total);
+    let mut expected = seq_lines("", 1_000_000, 1_024_999);
+    expected.truncate(total);
+    assert!(all == expected);
+
+    let mut late = connect_raw(t.path(), "stdout.sock");
+    let offset = u32::from_be_bytes(read_exact_vec(&mut late, 4).try_into().unwrap());
+    assert_eq!(offset as usize, total - 65535);
+    let window = read_exact_vec(&mut late, 65535);
+    assert!(window == expected[total - 65535..]);
+
+    fs::write(&stop, b"").unwrap();
+    let mut rest = Vec::new();
+    late.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "late client got {} extra bytes",
+        rest.len()
+    );
+    let mut e = Vec::new();
+    err.read_to_end(&mut e).unwrap();
+    assert_eq!(e, [0, 0, 0, 0]);
+    let mut s = Vec::new();
+    status.read_to_end(&mut s).unwrap();
+    assert_eq!(s, [0, 0, 0, 0], "exit 0 status word");
+    out.read_to_end(&mut Vec::new()).unwrap();
+    spawn.wait_ok();
+}
+
+#[test]
+fn hundred_links_at_once_get_identical_full_output() {
+    let t = TempDir::new("hundred");
+    let job = t.join("job");
+    fs::create_dir(&job).unwrap();
+    let go = t.join("go");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; seq 1 300000; echo done >&2; exit 5",
+        go.display()
+    );
+    let spawn = Spawn::start(&job, &script);
+    let mut links: Vec<Link> = (0..100)
+        .map(|i| Link::start(&job, None, &format!("l{i}"), t.path()))
+        .collect();
+    wait_until("all links connected", || links.iter().all(Link::connected));
+    fs::write(&go, b"").unwrap();
+    let want = seq_lines("", 1, 300_000);
+    for (i, l) in links.iter_mut().enumerate() {
+        let st = l.wait();
+        assert_eq!(st.code(), Some(5), "link {i}: {}", l.err());
+        assert!(l.out() == want, "link {i} stdout differs");
+        assert_eq!(l.err(), "done\n");
+    }
+    spawn.wait_ok();
+}
+
+#[test]
+fn stopped_link_delays_nobody_and_never_loses_silently() {
+    let t = TempDir::new("stopped");
+    let job = t.join("job");
+    fs::create_dir(&job).unwrap();
+    let go = t.join("go");
+    // ~57 MB: more than a stopped client's socket buffer plus the window.
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; seq 1 7000000; exit 5",
+        go.display()
+    );
+    let spawn = Spawn::start(&job, &script);
+    let mut stopped = Link::start(&job, None, "stopped", t.path());
+    let mut others: Vec<Link> = (0..2)
+        .map(|i| Link::start(&job, None, &format!("o{i}"), t.path()))
+        .collect();
+    wait_until("links connected", || {
+        stopped.connected() && others.iter().all(Link::connected)
+    });
+    kill(stopped.pid(), Signal::SIGSTOP).unwrap();
+    fs::write(&go, b"").unwrap();
+    let want = seq_lines("", 1, 7_000_000);
+    for l in others.iter_mut() {
+        let st = l.wait();
+        assert_eq!(st.code(), Some(5), "{}", l.err());
+        assert!(l.out() == want, "a running link lost bytes");
+    }
+    // The job is over (its status file is written once it has exited and
+    // its output is drained) while the stopped link is still stopped.
+    assert!(job.join("status").exists(), "job not finished");
+    let stat = fs::read_to_string(format!("/proc/{}/stat", stopped.pid())).unwrap();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert_eq!(state, "T", "the link should still be stopped");
+
+    kill(stopped.pid(), Signal::SIGCONT).unwrap();
+    let st = stopped.wait();
+    let got = stopped.out();
+    match st.code() {
+        Some(5) => assert!(got == want, "completed but output differs"),
+        Some(255) => {
+            assert!(stopped.err().contains("fell behind"), "{}", stopped.err());
+            assert!(
+                got.len() < want.len() && got[..] == want[..got.len()],
+                "not a clean prefix"
+            );
+        }
+        other => panic!("stopped link exited {other:?}: {}", stopped.err()),
+    }
+    spawn.wait_ok();
+}
+
+#[test]
+fn link_cut_off_for_falling_behind_says_so() {
+    let t = TempDir::new("behind");
+    let job = t.join("job");
+    fs::create_dir(&job).unwrap();
+    let go = t.join("go");
+    // A small client buffer (the spawn's test knob) so that 8 MB written
+    // while the link is stopped certainly overtake it.
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; seq 1 1000000; echo job env: ${{IOMUX_SPAWN_CLIENT_BUFFER:-unset}}; exit 5",
+        go.display()
+    );
+    let spawn = Spawn::start_with(&job, &script, &[("IOMUX_SPAWN_CLIENT_BUFFER", "131072")]);
+    let mut link = Link::start(&job, Some(&t.join("cursors")), "l", t.path());
+    wait_until("link connected", || link.connected());
+    kill(link.pid(), Signal::SIGSTOP).unwrap();
+    fs::write(&go, b"").unwrap();
+    wait_until("job finished", || job.join("status").exists());
+    kill(link.pid(), Signal::SIGCONT).unwrap();
+    let st = link.wait();
+    assert_eq!(st.code(), Some(255));
+    assert!(link.err().contains("stdout fell behind"), "{}", link.err());
+    let mut want = seq_lines("", 1, 1_000_000);
+    want.extend_from_slice(b"job env: unset\n");
+    let got = link.out();
+    assert!(
+        got.len() < want.len() && got[..] == want[..got.len()],
+        "not a clean prefix"
+    );
+    // The cursors record exactly what was written.
+    let saved = fs::read(t.join("cursors")).unwrap();
+    assert_eq!(saved[..4], (got.len() as u32).to_be_bytes());
+    spawn.wait_ok();
+    // The tail file holds the job's last bytes, including the knob's absence.
+    let tail = fs::read(job.join("stdout.tail")).unwrap();
+    assert!(tail.ends_with(b"job env: unset\n"));
+}
+
+#[test]
+fn finished_job_without_link_gives_status_and_tail_from_files() {
+    let t = TempDir::new("files");
+    let job = t.join("job");
+    fs::create_dir(&job).unwrap();
+    let go = t.join("go");
+    // 100000 bytes, then (after the link is gone) 30000 more, exit 4.
+    let script = format!(
+        "seq 1000000 1012499; while [ ! -e {} ]; do sleep 0.01; done; seq 2000000 2003749; exit 4",
+        go.display()
+    );
+    let first = seq_lines("", 1_000_000, 1_012_499);
+    let second = seq_lines("", 2_000_000, 2_003_749);
+    assert_eq!((first.len(), second.len()), (100_000, 30_000));
+    let spawn = Spawn::start(&job, &script);
+    let cursors = t.join("cursors");
+    let mut link = Link::start(&job, Some(&cursors), "first", t.path());
+    wait_until("first part delivered", || {
+        fs::metadata(&link.out).map(|m| m.len()).unwrap_or(0) == 100_000
+    });
+    kill(link.pid(), Signal::SIGTERM).unwrap();
+    assert_eq!(link.wait().code(), Some(0));
+    fs::write(&go, b"").unwrap();
+    spawn.wait_ok();
+    assert_eq!(sockets_in(&job), Vec::<String>::new());
+
+    // The job ended with nobody attached; the cursors take it from there.
+    let mut relink = Link::start(&job, Some(&cursors), "second", t.path());
+    assert_eq!(relink.wait().code(), Some(4), "{}", relink.err());
+    assert!(link.out() == first);
+    assert!(relink.out() == second, "tail after the cursor differs");
+    // Without cursors: the whole kept tail.
+    let mut plain = Link::start(&job, None, "plain", t.path());
+    assert_eq!(plain.wait().code(), Some(4));
+    let all = [first.clone(), second.clone()].concat();
+    assert!(plain.out() == all[all.len() - 65535..]);
+    // A cursor older than the tail: the loss is reported, not hidden.
+    fs::write(&cursors, [0u8; 8]).unwrap();
+    let mut behind = Link::start(&job, Some(&cursors), "behind", t.path());
+    assert_eq!(behind.wait().code(), Some(255));
+    assert!(behind.err().contains("fell behind"), "{}", behind.err());
+    assert!(behind.out().is_empty());
+}
+
+#[test]
+fn usage_and_directory_errors() {
+    let t = TempDir::new("usage");
+    let one_line = |s: &str| s.lines().count() == 1;
+
+    let (st, err) = run(&mut Command::new(bin("iomux-spawn")));
+    assert_eq!(st.code(), Some(1));
+    assert!(err.contains("Usage"), "{err}");
+    let (st, _) = run(Command::new(bin("iomux-spawn")).arg(t.path()));
+    assert_eq!(st.code(), Some(1));
+    let (st, err) = run(
+        Command::new(bin("iomux-spawn")).args([t.join("missing").as_os_str(), "true".as_ref()])
+    );
+    assert_eq!(st.code(), Some(1));
+    assert!(one_line(&err) && err.contains("missing"), "{err}");
+
+    let link = || Command::new(bin("iomux-link"));
+    let (st, err) = run(&mut link());
+    assert_eq!(st.code(), Some(255));
+    assert!(one_line(&err) && err.contains("Usage"), "{err}");
+    let (st, _) = run(link().args(["a", "b"]));
+    assert_eq!(st.code(), Some(255));
+    let (st, _) = run(link().args(["-x", "a"]));
+    assert_eq!(st.code(), Some(255));
+    let (st, err) = run(link().arg(t.join("missing")));
+    assert_eq!(st.code(), Some(255));
+    assert!(one_line(&err) && err.contains("missing"), "{err}");
+    let (st, err) = run(link().arg(t.path()));
+    assert_eq!(st.code(), Some(255));
+    assert!(
+        one_line(&err) && err.contains("not an iomux job directory"),
+        "{err}"
+    );
+    let bad = t.join("cursors");
+    fs::write(&bad, [1, 2, 3]).unwrap();
+    let (st, err) = run(link().arg("-w").arg(&bad).arg(t.path()));
+    assert_eq!(st.code(), Some(255));
+    assert!(one_line(&err) && err.contains("cursors"), "{err}");
+    assert_eq!(
+        fs::read(&bad).unwrap(),
+        [1, 2, 3],
+        "corrupt file left as it was"
+    );
+}
+
+#[test]
+fn job_sees_only_descriptors_0_1_2() {
+    let t = TempDir::new("fds");
+    // `; true` keeps sh from exec'ing ls, so $$ is the shell itself.
+    let spawn = Spawn::start(t.path(), "ls /proc/$$/fd; true");
+    let mut link = Link::start(t.path(), None, "l", t.path());
+    assert_eq!(link.wait().code(), Some(0), "{}", link.err());
+    assert_eq!(String::from_utf8(link.out()).unwrap(), "0\n1\n2\n");
+    spawn.wait_ok();
+}
+
+#[test]
+fn job_is_held_until_each_socket_has_a_client_and_dies_with_iomux_spawn() {
+    let t = TempDir::new("held");
+    let marker = t.join("ran");
+    let script = format!("touch {}; exec sleep 1000", marker.display());
+    let mut spawn = Spawn::start(t.path(), &script);
+    let job = spawn.job_pid;
+    let _out = connect_raw(t.path(), "stdout.sock");
+    let _err = connect_raw(t.path(), "stderr.sock");
+    // Two of three sockets: the job must still be waiting. Give it ample
+    // time to misbehave; this is not a speed assertion.
+    sleep(Duration::from_millis(200));
+    assert!(!marker.exists(), "job ran before status.sock had a client");
+    let _status = connect_raw(t.path(), "status.sock");
+    spawn.read_active();
+    wait_until("job runs", || marker.exists());
+    // iomux-spawn dies: PDEATHSIG takes the job with it.
+    let mut child = spawn.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until("job killed", || !alive(job) || is_zombie(job));
+}
+
+/// A job whose parent died is reparented; until its new parent reaps it, it
+/// shows as a zombie.
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
