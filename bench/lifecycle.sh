@@ -1,0 +1,82 @@
+#!/bin/bash
+# Container lifecycle latency: wardenctl vs runc, on the same busybox rootfs.
+#
+#   bench/lifecycle.sh [RUNS]      (default 20; medians reported)
+#
+# Cases (each run a fresh container):
+#   warden_start    wardenctl create (copy skeleton, overlay, cgroups, veth
+#                   pair with addresses, iptables chains, wshd) + the first
+#                   `wardenctl run H -- /bin/true` (iomux-spawn, wsh, recorder)
+#   warden_destroy  wardenctl destroy
+#   runc_run        runc run of /bin/true (new namespaces incl. network, no
+#                   interfaces configured; cgroups), which also tears down
+# Target: warden_start median <= 75 ms. Results: a table on stdout and
+# bench/results/lifecycle.csv.
+# Env: BIN_DIR (default target/x86_64-unknown-linux-gnu/release), ROOTFS
+# (default target/rootfs/busybox). Needs root, `wardenctl setup` done (it is
+# run here), runc (apt-get install runc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-20}
+BIN_DIR=$(cd "${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}" && pwd)
+ROOTFS=$(cd "${ROOTFS:-target/rootfs/busybox}" && pwd)
+W=$BIN_DIR/wardenctl
+[[ -x $W ]] || { echo "build first: make build" >&2; exit 1; }
+command -v runc >/dev/null || { echo "runc is missing: apt-get install runc" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || { echo "must run as root" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/lifecycle-bench.XXXXXX)
+export WARDEN_DEPOT=$WORK/depot WARDEN_BIN_DIR=$BIN_DIR
+POOL=10.254.240.0/24
+cleanup() {
+  for h in $(ls "$WARDEN_DEPOT" 2>/dev/null); do "$W" destroy "$h" || true; done
+  runc delete -f "lifecycle-bench-$$" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now_ns() { date +%s%N; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+"$W" setup
+
+# runc bundle: the same rootfs, read-only, /bin/true, no terminal.
+mkdir -p "$WORK/bundle"
+(cd "$WORK/bundle" && runc spec)
+sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"$/"\/bin\/true"/' \
+  -e "s|\"path\": \"rootfs\"|\"path\": \"$ROOTFS\"|" "$WORK/bundle/config.json"
+
+starts=() destroys=() runcs=()
+for i in $(seq "$RUNS"); do
+  h=bench$i
+  t0=$(now_ns)
+  "$W" create --handle "$h" --rootfs "$ROOTFS" --pool-network "$POOL" >/dev/null
+  "$W" run "$h" -- /bin/true
+  t1=$(now_ns)
+  "$W" destroy "$h"
+  t2=$(now_ns)
+  starts+=("$(ms "$t0" "$t1")")
+  destroys+=("$(ms "$t1" "$t2")")
+
+  t0=$(now_ns)
+  runc run --bundle "$WORK/bundle" "lifecycle-bench-$$" </dev/null
+  t1=$(now_ns)
+  runcs+=("$(ms "$t0" "$t1")")
+done
+
+m_start=$(echo "${starts[*]}" | median)
+m_destroy=$(echo "${destroys[*]}" | median)
+m_runc=$(echo "${runcs[*]}" | median)
+printf '%-16s %10s\n' case median_ms
+printf '%-16s %10s\n' warden_start "$m_start" warden_destroy "$m_destroy" runc_run "$m_runc"
+mkdir -p bench/results
+{
+  echo "case,run,ms"
+  for i in "${!starts[@]}"; do
+    echo "warden_start,$((i + 1)),${starts[$i]}"
+    echo "warden_destroy,$((i + 1)),${destroys[$i]}"
+    echo "runc_run,$((i + 1)),${runcs[$i]}"
+  done
+} > bench/results/lifecycle.csv
+echo "target: warden_start <= 75 ms; per-run data in bench/results/lifecycle.csv"

@@ -1,0 +1,743 @@
+//! One container: its directory in the depot, its state, and the commands
+//! that run its scripts (create, stop, destroy, info, copy, net-in).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::config::{shell_quote, Config};
+use crate::depot::{self, Depot};
+use crate::errors::{Error, Result};
+use crate::jobs;
+use crate::network::Ipv4Net;
+use crate::process;
+use crate::scripts::{self, Paths};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Directory made, not (yet) started: a create in progress, or one that
+    /// was killed before it could finish or undo.
+    Born,
+    Active,
+    Stopped,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Born => "born",
+            State::Active => "active",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `SRC:DST[:ro|rw]`, read-only unless `rw` is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub src: PathBuf,
+    pub dst: String,
+    pub read_only: bool,
+}
+
+impl FromStr for BindMount {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::BadArgument(format!("invalid bind mount {s:?}: {why}"));
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, read_only) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, true),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            [_, _, mode] => return Err(bad(&format!("mode {mode:?} is neither ro nor rw"))),
+            _ => return Err(bad("want SRC:DST[:ro|rw]")),
+        };
+        if !src.starts_with('/') || !dst.starts_with('/') {
+            return Err(bad("SRC and DST must be absolute paths"));
+        }
+        if dst.split('/').any(|c| c == "..") || dst == "/" {
+            return Err(bad("DST may not be / or contain '..'"));
+        }
+        if s.bytes().any(|b| b.is_ascii_control()) {
+            return Err(bad("control characters"));
+        }
+        Ok(BindMount {
+            src: PathBuf::from(src),
+            dst: dst.to_string(),
+            read_only,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub handle: Option<String>,
+    pub rootfs: PathBuf,
+    pub bind_mounts: Vec<BindMount>,
+    pub network: Option<Ipv4Addr>,
+    pub pool: Option<Ipv4Net>,
+}
+
+/// A container directory of the depot.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub handle: String,
+    pub path: PathBuf,
+}
+
+/// An flock on the instance directory itself: shared for commands that only
+/// need the container to stay (spawn, copy), exclusive for those that change
+/// its state (stop, destroy).
+pub struct InstanceLock {
+    _lock: Flock<File>,
+}
+
+impl Instance {
+    pub fn open(depot: &Depot, handle: &str) -> Result<Self> {
+        let path = depot.existing(handle)?;
+        Ok(Instance {
+            handle: handle.to_string(),
+            path,
+        })
+    }
+
+    pub fn lock(&self, exclusive: bool) -> Result<InstanceLock> {
+        let dir = File::open(&self.path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::UnknownHandle(self.handle.clone())
+            } else {
+                Error::io(format!("open {}", self.path.display()))(e)
+            }
+        })?;
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
+        let lock = Flock::lock(dir, arg).map_err(|(_, errno)| Error::Io {
+            context: format!("flock {}", self.path.display()),
+            source: errno.into(),
+        })?;
+        // Destroyed while we waited for the lock.
+        if !self.path.is_dir() {
+            return Err(Error::UnknownHandle(self.handle.clone()));
+        }
+        Ok(InstanceLock { _lock: lock })
+    }
+
+    pub fn config(&self) -> Result<Config> {
+        Config::read(&self.path.join("etc/config"))
+    }
+
+    pub fn state(&self) -> State {
+        match fs::read_to_string(self.path.join("etc/state"))
+            .as_deref()
+            .map(str::trim)
+        {
+            Ok("active") => State::Active,
+            Ok("stopped") => State::Stopped,
+            _ => State::Born,
+        }
+    }
+
+    pub fn set_state(&self, state: State) -> Result<()> {
+        write_atomic(
+            &self.path.join("etc/state"),
+            format!("{state}\n").as_bytes(),
+        )
+    }
+
+    pub fn require_state(&self, command: &'static str, allowed: &[State]) -> Result<State> {
+        let state = self.state();
+        if allowed.contains(&state) {
+            return Ok(state);
+        }
+        let needed = if allowed == [State::Active] {
+            "active"
+        } else {
+            "active or stopped"
+        };
+        Err(Error::WrongState {
+            handle: self.handle.clone(),
+            state: state.to_string(),
+            command,
+            needed,
+        })
+    }
+
+    pub fn wsh(&self) -> PathBuf {
+        self.path.join("bin/wsh")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path.join("run/wshd.sock")
+    }
+
+    pub fn script(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        let mut events: Vec<String> = fs::read_to_string(self.path.join("etc/events"))
+            .map(|s| s.lines().map(str::to_string).collect())
+            .unwrap_or_default();
+        if let Ok(config) = self.config() {
+            if let Some(id) = config.id() {
+                if oom_killed(id) && !events.iter().any(|e| e == "out of memory") {
+                    events.push("out of memory".to_string());
+                }
+            }
+        }
+        events
+    }
+}
+
+/// Whether the kernel OOM-killed a process of the container's memory group.
+fn oom_killed(id: &str) -> bool {
+    let candidates = [
+        format!("/sys/fs/cgroup/memory/instance-{id}/memory.oom_control"),
+        format!("/sys/fs/cgroup/instance-{id}/memory.events"),
+    ];
+    candidates.iter().any(|path| {
+        fs::read_to_string(path)
+            .map(|text| {
+                text.lines().any(|line| {
+                    let mut words = line.split_whitespace();
+                    words.next() == Some("oom_kill")
+                        && words
+                            .next()
+                            .and_then(|n| n.parse::<u64>().ok())
+                            .unwrap_or(0)
+                            > 0
+                })
+            })
+            .unwrap_or(false)
+    })
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).map_err(Error::io(format!("write {}", tmp.display())))?;
+    fs::rename(&tmp, path).map_err(Error::io(format!("rename {}", tmp.display())))
+}
+
+/// Creates and starts a container; returns its handle. A failure at any step
+/// undoes the earlier ones.
+pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<String> {
+    if let Some(handle) = &opts.handle {
+        depot::validate_handle(handle)?;
+    }
+    check_rootfs(&opts.rootfs)?;
+    for bind in &opts.bind_mounts {
+        if !bind.src.exists() {
+            return Err(Error::MissingPath {
+                what: "bind mount source",
+                path: bind.src.clone(),
+            });
+        }
+    }
+    paths.check_helpers()?;
+    let pool = match opts.pool {
+        Some(pool) => pool,
+        None => crate::network::DEFAULT_POOL.parse()?,
+    };
+
+    let (instance, id) = {
+        let _lock = depot.lock()?;
+        let taken = depot.allocated()?;
+        let id = taken.id()?;
+        let handle = opts.handle.clone().unwrap_or_else(|| id.clone());
+        let path = depot.instance_path(&handle);
+        if path.exists() || fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::HandleExists(handle));
+        }
+        let network = taken.network(&pool, opts.network)?;
+        let uid = taken.uid()?;
+        let env = vec![
+            ("id".to_string(), id.clone()),
+            ("network_host_ip".to_string(), network.host_ip().to_string()),
+            (
+                "network_container_ip".to_string(),
+                network.container_ip().to_string(),
+            ),
+            ("network_netmask".to_string(), network.netmask().to_string()),
+            ("user_uid".to_string(), uid.to_string()),
+            ("rootfs_path".to_string(), opts.rootfs.display().to_string()),
+            ("allow_nested_warden".to_string(), "false".to_string()),
+            ("container_iface_mtu".to_string(), "1500".to_string()),
+            ("dns_servers".to_string(), String::new()),
+            (
+                "WARDEN_BIN_DIR".to_string(),
+                paths.bin.display().to_string(),
+            ),
+        ];
+        // create.sh removes the directory itself when it fails.
+        scripts::run(&paths.root_script("create.sh"), &[&path], &env)?;
+        let instance = Instance { handle, path };
+        if let Err(e) = instance.set_state(State::Born) {
+            undo(paths, &instance);
+            return Err(e);
+        }
+        (instance, id)
+    };
+
+    let started = append_bind_mounts(&instance, &opts.bind_mounts)
+        .and_then(|()| scripts::run(&instance.script("start.sh"), &[] as &[&str], &[]))
+        .and_then(|_| instance.set_state(State::Active));
+    if let Err(e) = started {
+        undo(paths, &instance);
+        return Err(match e {
+            Error::Script { script, message } => Error::Script {
+                script: format!("{script} (container id {id}, undone)"),
+                message,
+            },
+            other => other,
+        });
+    }
+    Ok(instance.handle)
+}
+
+fn check_rootfs(rootfs: &Path) -> Result<()> {
+    if !rootfs.is_dir() {
+        return Err(Error::MissingPath {
+            what: "rootfs",
+            path: rootfs.to_path_buf(),
+        });
+    }
+    let text = rootfs.to_string_lossy();
+    if text.contains([',', ':']) || !rootfs.is_absolute() {
+        return Err(Error::BadArgument(format!(
+            "rootfs {text} must be an absolute path without ',' or ':' (overlay options)"
+        )));
+    }
+    Ok(())
+}
+
+/// Bind mounts become lines of hook-child-before-pivot.sh, as a Warden
+/// server writes them; the destination is resolved inside the container's
+/// root (path_in_root) so a symlink in the rootfs cannot point it at the host.
+fn append_bind_mounts(instance: &Instance, binds: &[BindMount]) -> Result<()> {
+    if binds.is_empty() {
+        return Ok(());
+    }
+    let hook = instance.path.join("lib/hook-child-before-pivot.sh");
+    let mut text = String::from("\n# Bind mounts of the create request.\n");
+    for bind in binds {
+        let src = shell_quote(&bind.src.to_string_lossy());
+        let dst = shell_quote(&bind.dst);
+        text.push_str(&format!("dst=$(path_in_root \"$PWD/mnt\" {dst})\n"));
+        if bind.src.is_dir() {
+            text.push_str("mkdir -p \"$dst\"\n");
+        } else {
+            text.push_str("mkdir -p \"$(dirname \"$dst\")\"\n[ -e \"$dst\" ] || : > \"$dst\"\n");
+        }
+        text.push_str(&format!("mount -n --bind {src} \"$dst\"\n"));
+        let mode = if bind.read_only { "ro" } else { "rw" };
+        text.push_str(&format!("mount -n -o remount,bind,{mode} \"$dst\"\n"));
+    }
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(&hook)
+        .map_err(Error::io(format!("open {}", hook.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(Error::io(format!("write {}", hook.display())))
+}
+
+/// Best effort: what create did is taken apart again, the directory last.
+fn undo(paths: &Paths, instance: &Instance) {
+    jobs::reap(instance);
+    let _ = scripts::run(&paths.root_script("destroy.sh"), &[&instance.path], &[]);
+    if instance.path.exists() {
+        let _ = fs::remove_dir_all(&instance.path);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StopOptions {
+    pub kill: bool,
+    pub background: bool,
+}
+
+pub fn stop(depot: &Depot, handle: &str, opts: &StopOptions) -> Result<()> {
+    let instance = Instance::open(depot, handle)?;
+    let _lock = instance.lock(true)?;
+    instance.require_state("stop", &[State::Active])?;
+    instance.set_state(State::Stopped)?;
+    let mut args: Vec<&str> = Vec::new();
+    if opts.kill {
+        args.extend(["-w", "0"]);
+    }
+    if opts.background {
+        let log = instance.path.join("run/stop.log");
+        let out = File::create(&log).map_err(Error::io(format!("create {}", log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(Error::io(format!("dup {}", log.display())))?;
+        let mut command = Command::new(instance.script("stop.sh"));
+        command
+            .args(&args)
+            .env("PATH", scripts::script_path_env())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        process::spawn_detached(&mut command, "stop.sh")?;
+        return Ok(());
+    }
+    scripts::run(&instance.script("stop.sh"), &args, &[])?;
+    // As Warden: stop returns once every job has ended.
+    jobs::wait_all(&instance, Duration::from_secs(10));
+    Ok(())
+}
+
+pub fn destroy(depot: &Depot, paths: &Paths, handle: &str) -> Result<()> {
+    let instance = Instance::open(depot, handle)?;
+    let _lock = instance.lock(true)?;
+    // Kill the container first so the jobs' helpers on the host see their
+    // jobs end, then wait for (or kill) those helpers, then remove it all.
+    if instance.script("destroy.sh").is_file() {
+        scripts::run(&instance.script("destroy.sh"), &[] as &[&str], &[])?;
+    }
+    jobs::reap(&instance);
+    scripts::run(&paths.root_script("destroy.sh"), &[&instance.path], &[])?;
+    Ok(())
+}
+
+pub fn list(depot: &Depot) -> Result<Vec<String>> {
+    depot.handles()
+}
+
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub handle: String,
+    pub id: String,
+    pub state: State,
+    pub events: Vec<String>,
+    pub host_ip: String,
+    pub container_ip: String,
+    pub container_path: PathBuf,
+    pub job_ids: Vec<u32>,
+    pub wshd_pid: Option<i32>,
+    pub memory_stat: Vec<(String, u64)>,
+    pub cpu_stat: Vec<(String, u64)>,
+}
+
+impl Info {
+    pub fn to_json(&self) -> serde_json::Value {
+        let map = |pairs: &[(String, u64)]| {
+            serde_json::Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::from(*v)))
+                    .collect(),
+            )
+        };
+        serde_json::json!({
+            "handle": self.handle,
+            "id": self.id,
+            "state": self.state.as_str(),
+            "events": self.events,
+            "host_ip": self.host_ip,
+            "container_ip": self.container_ip,
+            "container_path": self.container_path.display().to_string(),
+            "job_ids": self.job_ids,
+            "wshd_pid": self.wshd_pid,
+            "memory_stat": map(&self.memory_stat),
+            "cpu_stat": map(&self.cpu_stat),
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        let jobs: Vec<String> = self.job_ids.iter().map(u32::to_string).collect();
+        format!(
+            "handle: {}\nid: {}\nstate: {}\nevents: {}\nhost_ip: {}\ncontainer_ip: {}\ncontainer_path: {}\njob_ids: {}\n",
+            self.handle,
+            self.id,
+            self.state,
+            self.events.join(", "),
+            self.host_ip,
+            self.container_ip,
+            self.container_path.display(),
+            jobs.join(" "),
+        )
+    }
+}
+
+pub fn info(depot: &Depot, handle: &str) -> Result<Info> {
+    let instance = Instance::open(depot, handle)?;
+    let config = instance.config().unwrap_or_default();
+    let id = config.id().unwrap_or_default().to_string();
+    Ok(Info {
+        handle: instance.handle.clone(),
+        state: instance.state(),
+        events: instance.events(),
+        host_ip: config
+            .get("network_host_ip")
+            .unwrap_or_default()
+            .to_string(),
+        container_ip: config
+            .get("network_container_ip")
+            .unwrap_or_default()
+            .to_string(),
+        container_path: instance.path.clone(),
+        job_ids: jobs::running(&instance),
+        wshd_pid: process::read_pid(&instance.path.join("run/wshd.pid")),
+        memory_stat: memory_stat(&id),
+        cpu_stat: cpu_stat(&id),
+        id,
+    })
+}
+
+fn memory_stat(id: &str) -> Vec<(String, u64)> {
+    if id.is_empty() {
+        return Vec::new();
+    }
+    for path in [
+        format!("/sys/fs/cgroup/memory/instance-{id}/memory.stat"),
+        format!("/sys/fs/cgroup/instance-{id}/memory.stat"),
+    ] {
+        if let Ok(text) = fs::read_to_string(&path) {
+            return text
+                .lines()
+                .filter_map(|line| {
+                    let (k, v) = line.split_once(' ')?;
+                    Some((k.to_string(), v.trim().parse().ok()?))
+                })
+                .collect();
+        }
+    }
+    Vec::new()
+}
+
+fn cpu_stat(id: &str) -> Vec<(String, u64)> {
+    if id.is_empty() {
+        return Vec::new();
+    }
+    let mut stat = Vec::new();
+    if let Ok(usage) = fs::read_to_string(format!(
+        "/sys/fs/cgroup/cpuacct/instance-{id}/cpuacct.usage"
+    )) {
+        if let Ok(ns) = usage.trim().parse() {
+            stat.push(("usage".to_string(), ns));
+        }
+    } else if let Ok(text) = fs::read_to_string(format!("/sys/fs/cgroup/instance-{id}/cpu.stat")) {
+        for line in text.lines() {
+            if let Some(("usage_usec", v)) = line.split_once(' ') {
+                if let Ok(us) = v.trim().parse::<u64>() {
+                    stat.push(("usage".to_string(), us * 1000));
+                }
+            }
+        }
+    }
+    stat
+}
+
+/// rsync over `wsh --rsh`, as Warden: recursive, permissions and symlinks
+/// kept, hard links copied as separate files.
+fn rsync(instance: &Instance, src: &str, dst: &str) -> Result<()> {
+    let rsh = format!(
+        "{} --socket {} --rsh",
+        rsync_quote(&instance.wsh().to_string_lossy()),
+        rsync_quote(&instance.socket().to_string_lossy())
+    );
+    let output = Command::new("rsync")
+        .arg("-e")
+        .arg(rsh)
+        .args(["-r", "-p", "--links"])
+        .arg("--")
+        .arg(src)
+        .arg(dst)
+        .env("PATH", scripts::script_path_env())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(Error::io("run rsync"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let message = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("failed")
+        .to_string();
+    Err(Error::Tool(format!("rsync {src} {dst}: {message}")))
+}
+
+/// rsync splits its -e string on spaces, honouring single quotes.
+fn rsync_quote(s: &str) -> String {
+    if s.contains([' ', '\'', '"', '\\']) {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn copy_in(depot: &Depot, handle: &str, src: &Path, dst: &str) -> Result<()> {
+    let instance = Instance::open(depot, handle)?;
+    let _lock = instance.lock(false)?;
+    instance.require_state("copy-in", &[State::Active])?;
+    if fs::symlink_metadata(src).is_err() {
+        return Err(Error::MissingPath {
+            what: "copy-in source",
+            path: src.to_path_buf(),
+        });
+    }
+    rsync(
+        &instance,
+        &src.to_string_lossy(),
+        &format!("vcap@container:{dst}"),
+    )
+}
+
+pub fn copy_out(
+    depot: &Depot,
+    handle: &str,
+    src: &str,
+    dst: &Path,
+    owner: Option<&str>,
+) -> Result<()> {
+    let instance = Instance::open(depot, handle)?;
+    let _lock = instance.lock(false)?;
+    instance.require_state("copy-out", &[State::Active, State::Stopped])?;
+    if let Some(owner) = owner {
+        if owner.is_empty()
+            || owner.starts_with('-')
+            || owner.bytes().any(|b| !b.is_ascii_graphic())
+        {
+            return Err(Error::BadArgument(format!("invalid owner {owner:?}")));
+        }
+    }
+    rsync(
+        &instance,
+        &format!("vcap@container:{src}"),
+        &dst.to_string_lossy(),
+    )?;
+    if let Some(owner) = owner {
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(owner)
+            .arg("--")
+            .arg(dst)
+            .status()
+            .map_err(Error::io("run chown"))?;
+        if !status.success() {
+            return Err(Error::BadArgument(format!(
+                "chown -R {owner} {} failed",
+                dst.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Forwards a host tcp port (from the pool when not given) to a container
+/// port; returns the host port.
+pub fn net_in(
+    depot: &Depot,
+    handle: &str,
+    host_port: Option<u16>,
+    container_port: u16,
+) -> Result<u16> {
+    let instance = Instance::open(depot, handle)?;
+    let _ilock = instance.lock(false)?;
+    instance.require_state("net-in", &[State::Active])?;
+    let _lock = depot.lock()?;
+    let taken = depot.allocated()?;
+    let host_port = match host_port {
+        Some(p) if taken.ports.contains(&p) => {
+            return Err(Error::Exhausted(format!(
+                "host port {p} is already forwarded"
+            )))
+        }
+        Some(p) => p,
+        None => taken.port()?,
+    };
+    scripts::run(
+        &instance.script("net.sh"),
+        &["in"],
+        &[
+            ("HOST_PORT".to_string(), host_port.to_string()),
+            ("CONTAINER_PORT".to_string(), container_port.to_string()),
+        ],
+    )?;
+    let ports = instance.path.join("etc/ports");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&ports)
+        .map_err(Error::io(format!("open {}", ports.display())))?;
+    writeln!(file, "{host_port} {container_port}")
+        .map_err(Error::io(format!("write {}", ports.display())))?;
+    Ok(host_port)
+}
+
+/// Waits for `done` to hold, polling with a growing interval.
+pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    // Short waits are the common case (a job that ends at once, iomux-spawn
+    // starting): poll tightly for the first 50 ms, then back off.
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            return false;
+        }
+        let delay = if elapsed < Duration::from_millis(50) {
+            Duration::from_millis(1)
+        } else {
+            (elapsed / 8).min(Duration::from_millis(20))
+        };
+        std::thread::sleep(delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_mounts_parse() {
+        let b: BindMount = "/a:/b".parse().unwrap();
+        assert!(b.read_only);
+        let b: BindMount = "/a:/b/c:rw".parse().unwrap();
+        assert!(!b.read_only);
+        assert_eq!(b.dst, "/b/c");
+        for bad in [
+            "/a",
+            "/a:/b:xx",
+            "a:/b",
+            "/a:b",
+            "/a:/../x",
+            "/a:/",
+            "/a:/b:ro:x",
+        ] {
+            assert_eq!(
+                bad.parse::<BindMount>().unwrap_err().exit_code(),
+                5,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn rsync_quoting() {
+        assert_eq!(rsync_quote("/a/b"), "/a/b");
+        assert_eq!(rsync_quote("/a b"), "'/a b'");
+    }
+}

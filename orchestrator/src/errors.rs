@@ -1,0 +1,138 @@
+//! The one error type of the library, and the exit code each kind maps to.
+//!
+//! | code | meaning                                                        |
+//! |-----:|----------------------------------------------------------------|
+//! | 0    | success                                                        |
+//! | 1    | a system call or file operation failed                         |
+//! | 2    | bad command line (unknown option, missing argument)            |
+//! | 3    | unknown handle                                                 |
+//! | 4    | a container with that handle already exists                    |
+//! | 5    | invalid argument (handle, bind mount, network, rlimit, user)   |
+//! | 6    | a path named on the command line is missing (rootfs, bind mount source, script, copy source) |
+//! | 7    | unknown job                                                    |
+//! | 8    | the container is not in a state that allows the command        |
+//! | 9    | a pool is exhausted or the network asked for is taken          |
+//! | 10   | a setup script failed (its last line of error is shown)        |
+//! | 11   | a helper binary is missing or failed (wshd, wsh, iomux-*, rsync) |
+//!
+//! `run`, `link` and `stream` exit with the job's own code once the job
+//! exists (255 when it was killed by a signal), like `wsh` does.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("unknown handle: {0}")]
+    UnknownHandle(String),
+    #[error("container already exists: {0}")]
+    HandleExists(String),
+    #[error("invalid handle {handle:?}: {reason}")]
+    BadHandle {
+        handle: String,
+        reason: &'static str,
+    },
+    #[error("{0}")]
+    BadArgument(String),
+    #[error("{what} not found: {}", path.display())]
+    MissingPath { what: &'static str, path: PathBuf },
+    #[error("unknown job {job} in container {handle}")]
+    UnknownJob { handle: String, job: String },
+    #[error("container {handle} is {state}; {command} needs it {needed}")]
+    WrongState {
+        handle: String,
+        state: String,
+        command: &'static str,
+        needed: &'static str,
+    },
+    #[error("{0}")]
+    Exhausted(String),
+    #[error("{script} failed: {message}")]
+    Script { script: String, message: String },
+    #[error("{0}")]
+    Tool(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Io { .. } => 1,
+            Error::UnknownHandle(_) => 3,
+            Error::HandleExists(_) => 4,
+            Error::BadHandle { .. } | Error::BadArgument(_) => 5,
+            Error::MissingPath { .. } => 6,
+            Error::UnknownJob { .. } => 7,
+            Error::WrongState { .. } => 8,
+            Error::Exhausted(_) => 9,
+            Error::Script { .. } => 10,
+            Error::Tool(_) => 11,
+        }
+    }
+
+    /// Adds what was being done to an I/O error: `Error::io("open /x")(e)`.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        let errors = [
+            Error::Io {
+                context: "x".into(),
+                source: io::Error::from_raw_os_error(2),
+            },
+            Error::UnknownHandle("h".into()),
+            Error::HandleExists("h".into()),
+            Error::BadArgument("x".into()),
+            Error::MissingPath {
+                what: "rootfs",
+                path: "/x".into(),
+            },
+            Error::UnknownJob {
+                handle: "h".into(),
+                job: "1".into(),
+            },
+            Error::WrongState {
+                handle: "h".into(),
+                state: "stopped".into(),
+                command: "spawn",
+                needed: "active",
+            },
+            Error::Exhausted("x".into()),
+            Error::Script {
+                script: "s".into(),
+                message: "m".into(),
+            },
+            Error::Tool("t".into()),
+        ];
+        let mut codes: Vec<i32> = errors.iter().map(Error::exit_code).collect();
+        codes.dedup();
+        assert_eq!(codes, vec![1, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let e = Error::MissingPath {
+            what: "rootfs",
+            path: "/nope".into(),
+        };
+        assert_eq!(e.to_string(), "rootfs not found: /nope");
+        assert!(!e.to_string().contains('\n'));
+    }
+}

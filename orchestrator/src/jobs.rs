@@ -1,0 +1,637 @@
+//! Jobs: a script fed to a shell in the container through wsh, run under
+//! iomux-spawn, read with iomux-link, as a Warden server does. Every job
+//! lives in INSTANCE/jobs/N:
+//!
+//! | file           | written by  | holds                                          |
+//! |----------------|-------------|------------------------------------------------|
+//! | script         | spawn       | the shell script (the job's stdin)             |
+//! | spawn.out/.err | iomux-spawn | its own output (`child_pid=`, `child active`)  |
+//! | spawn.pid      | spawn       | iomux-spawn's pid                              |
+//! | *.sock, status, *.tail | iomux-spawn | its sockets and end-of-job files       |
+//! | record.pid     | spawn       | the recorder's pid                             |
+//! | record.lock    | recorder    | flocked by the recorder while it runs          |
+//! | discard_output | spawn       | present: the recorder keeps no output          |
+//! | cursors        | iomux-link  | the recorder's positions                       |
+//! | stdout.log, stderr.log | recorder | everything the job wrote                  |
+//! | exit_status    | recorder    | the job's exit code, once it has ended         |
+//!
+//! The recorder (`wardenctl __record JOBDIR`) is the one client iomux-spawn
+//! waits for: it runs `iomux-link -w JOBDIR/cursors JOBDIR` with its output
+//! appended to the logs. It and iomux-spawn run in sessions of their own
+//! with their stdio on files, so a wardenctl killed at any point kills
+//! neither; `link` and `stream` read the logs, so they work the same while
+//! the job runs, after it ended, and any number of times. A job found
+//! without a recorder (the wardenctl that spawned it died first) gets a new
+//! one from the next `link` or `stream`; iomux-link's cursors file makes it
+//! continue where the last one stopped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::config::shell_quote;
+use crate::container::{poll_until, write_atomic, Instance, State};
+use crate::depot::Depot;
+use crate::errors::{Error, Result};
+use crate::process;
+use crate::scripts;
+
+/// The resource limits wsh reads from its environment (`RLIMIT_<NAME>`).
+/// How often link and stream make sure a running job has its recorder.
+const RECORDER_CHECK: Duration = Duration::from_millis(200);
+
+pub const RLIMITS: [&str; 15] = [
+    "AS",
+    "CORE",
+    "CPU",
+    "DATA",
+    "FSIZE",
+    "LOCKS",
+    "MEMLOCK",
+    "MSGQUEUE",
+    "NICE",
+    "NOFILE",
+    "NPROC",
+    "RSS",
+    "RTPRIO",
+    "SIGPENDING",
+    "STACK",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    pub privileged: bool,
+    /// (`RLIMIT_NAME`, `"CUR MAX"`) pairs, from [`parse_rlimit`].
+    pub rlimits: Vec<(String, String)>,
+    pub discard_output: bool,
+    pub script: Vec<u8>,
+}
+
+/// `NAME=CUR[:MAX]`, NAME as in `RLIMITS` (any case, `RLIMIT_` optional),
+/// values numbers or `unlimited`/`infinity`.
+pub fn parse_rlimit(arg: &str) -> Result<(String, String)> {
+    let bad = |why: &str| Error::BadArgument(format!("invalid rlimit {arg:?}: {why}"));
+    let (name, values) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("want NAME=CUR[:MAX]"))?;
+    let name = name.to_ascii_uppercase();
+    let name = name.strip_prefix("RLIMIT_").unwrap_or(&name).to_string();
+    if !RLIMITS.contains(&name.as_str()) {
+        return Err(bad(&format!(
+            "unknown limit (one of {})",
+            RLIMITS.join(", ")
+        )));
+    }
+    let value = |v: &str| -> Result<u64> {
+        match v {
+            "unlimited" | "infinity" => Ok(u64::MAX),
+            v => v
+                .parse()
+                .map_err(|_| bad(&format!("{v:?} is not a number"))),
+        }
+    };
+    let (cur, max) = match values.split_once(':') {
+        Some((cur, max)) => (value(cur)?, value(max)?),
+        None => {
+            let v = value(values)?;
+            (v, v)
+        }
+    };
+    if cur > max {
+        return Err(bad("CUR is above MAX"));
+    }
+    Ok((format!("RLIMIT_{name}"), format!("{cur} {max}")))
+}
+
+/// A script running ARGV: every word quoted, exec'd so the job's status is
+/// the command's.
+pub fn script_for_argv(argv: &[String]) -> Vec<u8> {
+    let words: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+    format!("exec {}\n", words.join(" ")).into_bytes()
+}
+
+fn jobs_dir(instance: &Instance) -> PathBuf {
+    instance.path.join("jobs")
+}
+
+fn job_dir(instance: &Instance, job: &str) -> Result<PathBuf> {
+    let unknown = || Error::UnknownJob {
+        handle: instance.handle.clone(),
+        job: job.to_string(),
+    };
+    let n: u32 = job.parse().map_err(|_| unknown())?;
+    let dir = jobs_dir(instance).join(n.to_string());
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(unknown())
+    }
+}
+
+fn job_ids(instance: &Instance) -> Vec<u32> {
+    let mut ids: Vec<u32> = fs::read_dir(jobs_dir(instance))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+/// Jobs that have not ended yet.
+pub fn running(instance: &Instance) -> Vec<u32> {
+    job_ids(instance)
+        .into_iter()
+        .filter(|id| {
+            !jobs_dir(instance)
+                .join(id.to_string())
+                .join("exit_status")
+                .exists()
+        })
+        .collect()
+}
+
+/// A new job directory: one more than the highest, made atomically.
+fn new_job_dir(instance: &Instance) -> Result<(u32, PathBuf)> {
+    let root = jobs_dir(instance);
+    fs::create_dir_all(&root).map_err(Error::io(format!("create {}", root.display())))?;
+    let mut next = job_ids(instance).last().copied().unwrap_or(0) + 1;
+    loop {
+        let dir = root.join(next.to_string());
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok((next, dir)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => next += 1,
+            Err(e) => return Err(Error::io(format!("create {}", dir.display()))(e)),
+        }
+    }
+}
+
+fn create_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io(format!("create {}", path.display())))
+}
+
+pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
+    let instance = Instance::open(depot, handle)?;
+    let _lock = instance.lock(false)?;
+    instance.require_state("spawn", &[State::Active])?;
+    let (id, dir) = new_job_dir(&instance)?;
+    match start_job(&instance, &dir, opts) {
+        Ok(()) => Ok(id),
+        Err(e) => {
+            kill_job_processes(&dir);
+            let _ = fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
+}
+
+fn start_job(instance: &Instance, dir: &Path, opts: &SpawnOptions) -> Result<()> {
+    let script_path = dir.join("script");
+    write_atomic(&script_path, &opts.script)?;
+    let script =
+        File::open(&script_path).map_err(Error::io(format!("open {}", script_path.display())))?;
+    let user = if opts.privileged { "root" } else { "vcap" };
+    let mut command = Command::new(instance.path.join("bin/iomux-spawn"));
+    command
+        .arg(dir)
+        .arg(instance.wsh())
+        .arg("--socket")
+        .arg(instance.socket())
+        .arg("--user")
+        .arg(user)
+        .arg("/bin/sh")
+        .envs(opts.rlimits.iter().map(|(k, v)| (k, v)))
+        .stdin(script)
+        .stdout(create_file(&dir.join("spawn.out"))?)
+        .stderr(create_file(&dir.join("spawn.err"))?);
+    let mut spawner = process::spawn_detached(&mut command, "iomux-spawn")?;
+    write_atomic(
+        &dir.join("spawn.pid"),
+        format!("{}\n", spawner.id()).as_bytes(),
+    )?;
+
+    let spawn_failed = |dir: &Path| {
+        let err = fs::read_to_string(dir.join("spawn.err")).unwrap_or_default();
+        Error::Tool(format!(
+            "iomux-spawn failed{}",
+            scripts::last_error_line(&err)
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default()
+        ))
+    };
+    // Sockets are listening once the child's pid is out.
+    let mut exited = false;
+    let ready = poll_until(Duration::from_secs(10), || {
+        if spawn_output_has(dir, "child_pid=") {
+            return true;
+        }
+        exited = matches!(spawner.try_wait(), Ok(Some(_)));
+        exited
+    });
+    if !ready || exited {
+        return Err(spawn_failed(dir));
+    }
+
+    if opts.discard_output {
+        write_atomic(&dir.join("discard_output"), b"")?;
+    }
+    start_recorder(dir, opts.discard_output)?;
+
+    // iomux-spawn releases the child once the recorder is connected; from
+    // then on the job's output is safe whatever happens to us.
+    let mut exited = false;
+    let active = poll_until(Duration::from_secs(10), || {
+        if spawn_output_has(dir, "child active") || dir.join("exit_status").exists() {
+            return true;
+        }
+        exited = matches!(spawner.try_wait(), Ok(Some(_)));
+        exited
+    });
+    if !active
+        || (exited && !dir.join("exit_status").exists() && !spawn_output_has(dir, "child active"))
+    {
+        return Err(spawn_failed(dir));
+    }
+    Ok(())
+}
+
+/// Starts `wardenctl __record DIR` in a session of its own.
+fn start_recorder(dir: &Path, discard_output: bool) -> Result<()> {
+    let mut recorder =
+        Command::new(std::env::current_exe().map_err(Error::io("locate wardenctl's executable"))?);
+    recorder.arg("__record").arg(dir);
+    if discard_output || dir.join("discard_output").exists() {
+        recorder.arg("--discard-output");
+    }
+    recorder
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(create_file(&dir.join("record.err"))?);
+    let recorder = process::spawn_detached(&mut recorder, "the job recorder")?;
+    write_atomic(
+        &dir.join("record.pid"),
+        format!("{}\n", recorder.id()).as_bytes(),
+    )
+}
+
+/// The recorder holds an exclusive flock on `record.lock` for as long as it
+/// runs: whether one is running is a question the kernel answers, without
+/// trusting pids.
+fn lock_recorder(dir: &Path, wait: bool) -> Result<Option<Flock<File>>> {
+    let path = dir.join("record.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(Error::io(format!("open {}", path.display())))?;
+    let arg = if wait {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockExclusiveNonblock
+    };
+    match Flock::lock(file, arg) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(Error::Io {
+            context: format!("flock {}", path.display()),
+            source: errno.into(),
+        }),
+    }
+}
+
+fn spawn_output_has(dir: &Path, needle: &str) -> bool {
+    fs::read_to_string(dir.join("spawn.out"))
+        .map(|s| s.contains(needle))
+        .unwrap_or(false)
+}
+
+/// The recorder: runs iomux-link until the job ends and writes the job's
+/// exit code to `exit_status`. Its own exit code does not matter.
+pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
+    // One recorder per job; a second one (started by two links repairing at
+    // once) waits here and then finds the job recorded.
+    let _lock = lock_recorder(dir, true)?;
+    if dir.join("exit_status").exists() {
+        return Ok(());
+    }
+    let instance_bin = dir
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("bin/iomux-link"))
+        .ok_or_else(|| Error::BadArgument(format!("{} is not a job directory", dir.display())))?;
+    let append = |name: &str| -> Result<File> {
+        if discard_output {
+            return File::options()
+                .write(true)
+                .open("/dev/null")
+                .map_err(Error::io("open /dev/null"));
+        }
+        let path = dir.join(name);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(Error::io(format!("open {}", path.display())))
+    };
+    let status = Command::new(&instance_bin)
+        .arg("-w")
+        .arg(dir.join("cursors"))
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(append("stdout.log")?)
+        .stderr(append("stderr.log")?)
+        .status()
+        .map_err(Error::io(format!("run {}", instance_bin.display())))?;
+    let link_code = status.code().unwrap_or(255);
+    // iomux-spawn's status file, when it writes one, is the authority;
+    // otherwise iomux-link's code, once iomux-spawn is gone (a link that
+    // was merely interrupted leaves the sockets in place).
+    let status_file = || match wire::iomux::read_status_file(dir) {
+        Ok(Some(status)) => Some(i32::from(status.link_exit_code())),
+        _ => None,
+    };
+    let code = match status_file() {
+        Some(code) => code,
+        None => {
+            let spawner = process::read_pid(&dir.join("spawn.pid"));
+            let spawner_alive = || spawner.is_some_and(|pid| process::alive_with(pid, dir));
+            poll_until(Duration::from_secs(5), || !spawner_alive());
+            match status_file() {
+                Some(code) => code,
+                None if dir.join(wire::iomux::STATUS_SOCKET).exists() && spawner_alive() => {
+                    return Ok(());
+                }
+                None => link_code,
+            }
+        }
+    };
+    write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())
+}
+
+fn exit_status(dir: &Path) -> Option<i32> {
+    fs::read_to_string(dir.join("exit_status"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A job that has not ended must have a recorder; one that lost it (the
+/// wardenctl that spawned it was killed before starting it, or it was
+/// killed) gets a new one, which continues from the saved cursors or, when
+/// the job ended meanwhile, records its end.
+fn ensure_recorder(dir: &Path) -> Result<()> {
+    if dir.join("exit_status").exists() {
+        return Ok(());
+    }
+    match lock_recorder(dir, false)? {
+        None => Ok(()),
+        Some(lock) => {
+            drop(lock);
+            if dir.join("exit_status").exists() {
+                return Ok(());
+            }
+            start_recorder(dir, false)
+        }
+    }
+}
+
+/// Waits for the job to end, then writes all its output to ours; returns the
+/// job's exit code.
+pub fn link(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
+    let instance = Instance::open(depot, handle)?;
+    let dir = job_dir(&instance, job)?;
+    let mut failure = None;
+    let mut checked = Instant::now();
+    poll_until(Duration::MAX, || {
+        if dir.join("exit_status").exists() {
+            return true;
+        }
+        if checked.elapsed() > RECORDER_CHECK {
+            checked = Instant::now();
+            if let Err(e) = ensure_recorder(&dir) {
+                failure = Some(e);
+                return true;
+            }
+        }
+        false
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let code = exit_status(&dir).unwrap_or(255);
+    copy_file_to(&dir.join("stdout.log"), &mut io::stdout().lock())?;
+    copy_file_to(&dir.join("stderr.log"), &mut io::stderr().lock())?;
+    Ok(code)
+}
+
+fn copy_file_to(path: &Path, out: &mut dyn Write) -> Result<()> {
+    match File::open(path) {
+        Ok(mut file) => {
+            io::copy(&mut file, out).map_err(Error::io(format!("copy {}", path.display())))?;
+            out.flush().map_err(Error::io("flush output"))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("open {}", path.display()))(e)),
+    }
+}
+
+/// Writes the job's output to ours as it comes, from the start; returns the
+/// job's exit code once it has ended and everything is out.
+pub fn stream(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
+    let instance = Instance::open(depot, handle)?;
+    let dir = job_dir(&instance, job)?;
+    let mut out = Follower::new(dir.join("stdout.log"));
+    let mut err = Follower::new(dir.join("stderr.log"));
+    let mut failure = None;
+    let mut checked = Instant::now();
+    poll_until(Duration::MAX, || {
+        let ended = dir.join("exit_status").exists();
+        let moved = out.pump(&mut io::stdout().lock()) | err.pump(&mut io::stderr().lock());
+        if ended && !moved {
+            return true;
+        }
+        if !ended && checked.elapsed() > RECORDER_CHECK {
+            checked = Instant::now();
+            if let Err(e) = ensure_recorder(&dir) {
+                failure = Some(e);
+                return true;
+            }
+        }
+        false
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(exit_status(&dir).unwrap_or(255))
+}
+
+/// Follows a growing file.
+struct Follower {
+    path: PathBuf,
+    file: Option<File>,
+    pos: u64,
+}
+
+impl Follower {
+    fn new(path: PathBuf) -> Self {
+        Follower {
+            path,
+            file: None,
+            pos: 0,
+        }
+    }
+
+    /// Copies what is new; true when anything was.
+    fn pump(&mut self, out: &mut dyn Write) -> bool {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(file) = self.file.as_mut() else {
+            return false;
+        };
+        if file.seek(SeekFrom::Start(self.pos)).is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 65536];
+        let mut moved = false;
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.pos += n as u64;
+                    moved = true;
+                    if out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = out.flush();
+        moved
+    }
+}
+
+/// Spawn then link.
+pub fn run(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<i32> {
+    let id = spawn(depot, handle, opts)?;
+    link(depot, handle, &id.to_string())
+}
+
+/// Waits (up to `timeout`) for every job to have an exit status.
+pub fn wait_all(instance: &Instance, timeout: Duration) {
+    poll_until(timeout, || running(instance).is_empty());
+}
+
+fn kill_job_processes(dir: &Path) {
+    for name in ["spawn.pid", "record.pid"] {
+        if let Some(pid) = process::read_pid(&dir.join(name)) {
+            if process::alive_with(pid, dir) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// After the container is gone: gives every job's host-side helpers a moment
+/// to see their job end, then kills what is left of them.
+pub fn reap(instance: &Instance) {
+    let dirs: Vec<PathBuf> = job_ids(instance)
+        .into_iter()
+        .map(|id| jobs_dir(instance).join(id.to_string()))
+        .collect();
+    let alive = |dir: &PathBuf| {
+        ["spawn.pid", "record.pid"].iter().any(|name| {
+            process::read_pid(&dir.join(name)).is_some_and(|pid| process::alive_with(pid, dir))
+        })
+    };
+    poll_until(Duration::from_secs(5), || !dirs.iter().any(alive));
+    for dir in &dirs {
+        kill_job_processes(dir);
+    }
+    // A wardenctl killed between starting a helper and writing its pid file
+    // leaves one no pid file names; its command line names the instance.
+    let marker = instance.path.join("jobs");
+    for pid in process::pids_mentioning(&marker) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    poll_until(Duration::from_secs(2), || {
+        !dirs.iter().any(alive) && process::pids_mentioning(&marker).is_empty()
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rlimits_parse() {
+        assert_eq!(
+            parse_rlimit("nofile=100:200").unwrap(),
+            ("RLIMIT_NOFILE".to_string(), "100 200".to_string())
+        );
+        assert_eq!(
+            parse_rlimit("RLIMIT_CORE=0").unwrap(),
+            ("RLIMIT_CORE".to_string(), "0 0".to_string())
+        );
+        assert_eq!(
+            parse_rlimit("as=unlimited").unwrap().1,
+            format!("{} {}", u64::MAX, u64::MAX)
+        );
+        for bad in [
+            "nofile",
+            "bogus=1",
+            "nofile=x",
+            "nofile=2:1",
+            "nofile=1:2:3",
+        ] {
+            assert_eq!(parse_rlimit(bad).unwrap_err().exit_code(), 5, "{bad}");
+        }
+    }
+
+    #[test]
+    fn argv_scripts_quote_every_word() {
+        let script = script_for_argv(&["echo".into(), "a b".into(), "it's".into()]);
+        assert_eq!(
+            String::from_utf8(script).unwrap(),
+            "exec echo 'a b' 'it'\\''s'\n"
+        );
+    }
+
+    #[test]
+    fn follower_copies_only_new_bytes() {
+        let path = std::env::temp_dir().join(format!("wardenctl-follow-{}", std::process::id()));
+        fs::write(&path, b"one").unwrap();
+        let mut f = Follower::new(path.clone());
+        let mut out = Vec::new();
+        assert!(f.pump(&mut out));
+        assert!(!f.pump(&mut out));
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"two")
+            .unwrap();
+        assert!(f.pump(&mut out));
+        assert_eq!(out, b"onetwo");
+        fs::remove_file(&path).unwrap();
+    }
+}

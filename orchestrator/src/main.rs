@@ -1,0 +1,425 @@
+//! wardenctl: Warden containers from the command line, no daemon. A thin
+//! clap front over the `orchestrator` library.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use orchestrator::{
+    container, jobs, network::Ipv4Net, BindMount, CreateOptions, Depot, Error, Instance, Paths,
+    SetupOptions, SpawnOptions, State, StopOptions,
+};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success
+  1   a system call or file operation failed
+  2   bad command line
+  3   unknown handle
+  4   a container with that handle already exists
+  5   invalid argument (handle, bind mount, network, rlimit, owner)
+  6   a path named on the command line is missing (rootfs, bind mount source, script, copy source)
+  7   unknown job
+  8   the container's state does not allow the command (e.g. spawn after stop)
+  9   a pool is exhausted, or the network asked for is taken
+  10  a setup script failed
+  11  a helper binary is missing or failed (wshd, wsh, iomux-*, rsync)
+run, link and stream exit with the job's code once the job exists (255: killed by a signal).";
+
+#[derive(Parser)]
+#[command(
+    name = "wardenctl",
+    version,
+    about = "Create and use Warden containers without a Warden server",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    /// Where container directories live.
+    #[arg(long, env = "WARDEN_DEPOT", default_value = orchestrator::depot::DEFAULT_DEPOT, global = true)]
+    depot: PathBuf,
+    /// Directory holding wshd, wsh, iomux-spawn, iomux-link (default: wardenctl's own).
+    #[arg(long, env = "WARDEN_BIN_DIR", global = true)]
+    bin_dir: Option<PathBuf>,
+    /// Directory holding root/ and skeleton/ (the setup scripts).
+    #[arg(long, env = "WARDEN_SCRIPTS_DIR", global = true)]
+    scripts_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Prepare the host (cgroups, global iptables chains); once per boot.
+    Setup {
+        /// The pool containers' /30 networks come from.
+        #[arg(long, env = "WARDEN_POOL_NETWORK")]
+        pool_network: Option<Ipv4Net>,
+        /// Networks containers may always reach.
+        #[arg(long = "allow-network")]
+        allow_networks: Vec<String>,
+        /// Networks containers may never reach.
+        #[arg(long = "deny-network")]
+        deny_networks: Vec<String>,
+        /// Let containers reach the host itself.
+        #[arg(long)]
+        allow_host_access: bool,
+    },
+    /// Create and start a container; prints its handle.
+    Create {
+        #[arg(long)]
+        handle: Option<String>,
+        /// Read-only lower layer of the container's filesystem.
+        #[arg(long, env = "WARDEN_ROOTFS")]
+        rootfs: PathBuf,
+        /// SRC:DST[:ro|rw] (read-only by default); may be repeated.
+        #[arg(long = "bind-mount")]
+        bind_mounts: Vec<String>,
+        /// An address whose /30 the container gets.
+        #[arg(long)]
+        network: Option<Ipv4Addr>,
+        #[arg(long, env = "WARDEN_POOL_NETWORK")]
+        pool_network: Option<Ipv4Net>,
+    },
+    /// Handles of all containers, one per line.
+    List,
+    /// State, addresses, path and running jobs of a container.
+    Info {
+        handle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a job; prints its id.
+    Spawn(SpawnArgs),
+    /// Wait for a job, print its output, exit with its code.
+    Link { handle: String, job: String },
+    /// Print a job's output as it comes, exit with its code.
+    Stream { handle: String, job: String },
+    /// Spawn, then link.
+    Run(SpawnArgs),
+    /// An interactive shell (or ARGV) in the container.
+    Shell {
+        handle: String,
+        #[arg(long, default_value = "vcap")]
+        user: String,
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
+    /// Stop every process but wshd (SIGTERM, SIGKILL after 10 s).
+    Stop {
+        handle: String,
+        /// SIGKILL at once.
+        #[arg(long)]
+        kill: bool,
+        /// Return at once; stop in the background.
+        #[arg(long)]
+        background: bool,
+    },
+    /// Remove a container and everything it holds.
+    Destroy { handle: String },
+    /// Copy a host path into the container (rsync; modes and symlinks kept).
+    CopyIn {
+        handle: String,
+        src: PathBuf,
+        dst: String,
+    },
+    /// Copy a path out of the container.
+    CopyOut {
+        handle: String,
+        src: String,
+        dst: PathBuf,
+        /// chown -R the copy to USER:GROUP.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Forward a host tcp port to a container port; prints the host port.
+    NetIn {
+        handle: String,
+        #[arg(long)]
+        host_port: Option<u16>,
+        #[arg(long)]
+        container_port: u16,
+    },
+    /// Allow egress beyond the default rules.
+    NetOut {
+        handle: String,
+        /// CIDR or A-B address range.
+        #[arg(long)]
+        network: Option<String>,
+        /// N, N:M or a comma-separated list (tcp/udp).
+        #[arg(long = "port")]
+        ports: Option<String>,
+        /// tcp, udp, icmp or all (default tcp with --port, else all).
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long)]
+        icmp_type: Option<i32>,
+        #[arg(long)]
+        icmp_code: Option<i32>,
+        /// Log new connections matching the rule.
+        #[arg(long)]
+        log: bool,
+    },
+    /// Set (with --limit) and print the memory limit in bytes.
+    LimitMemory {
+        handle: String,
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Set (with --shares) and print the cpu shares.
+    LimitCpu {
+        handle: String,
+        #[arg(long)]
+        shares: Option<u64>,
+    },
+    /// Limit bandwidth: RATE bytes/s, BURST bytes.
+    LimitBandwidth {
+        handle: String,
+        #[arg(long)]
+        rate: u64,
+        #[arg(long)]
+        burst: u64,
+    },
+    /// Prints "pong".
+    Ping,
+    /// Prints MSG.
+    Echo { message: String },
+    /// The job recorder (internal: started by spawn).
+    #[command(name = "__record", hide = true)]
+    Record {
+        dir: PathBuf,
+        #[arg(long)]
+        discard_output: bool,
+    },
+}
+
+#[derive(Args)]
+struct SpawnArgs {
+    handle: String,
+    /// Run as root rather than vcap.
+    #[arg(long)]
+    privileged: bool,
+    /// NAME=CUR[:MAX], e.g. nofile=1024; may be repeated.
+    #[arg(long = "rlimit")]
+    rlimits: Vec<String>,
+    /// Keep no output.
+    #[arg(long)]
+    discard_output: bool,
+    /// Shell script to feed to /bin/sh ("-": stdin).
+    #[arg(long, conflicts_with = "argv")]
+    script: Option<PathBuf>,
+    /// Command to run (after --).
+    #[arg(last = true)]
+    argv: Vec<String>,
+}
+
+impl SpawnArgs {
+    fn options(&self) -> Result<SpawnOptions, Error> {
+        let rlimits = self
+            .rlimits
+            .iter()
+            .map(|r| jobs::parse_rlimit(r))
+            .collect::<Result<_, _>>()?;
+        let script = match (&self.script, self.argv.is_empty()) {
+            (Some(path), _) if path.as_os_str() == "-" => {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .map_err(Error::io("read the script from stdin"))?;
+                buf
+            }
+            (Some(path), _) => fs::read(path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::MissingPath {
+                        what: "script",
+                        path: path.clone(),
+                    }
+                } else {
+                    Error::io(format!("read {}", path.display()))(e)
+                }
+            })?,
+            (None, false) => jobs::script_for_argv(&self.argv),
+            (None, true) => {
+                return Err(Error::BadArgument(
+                    "give --script FILE or -- ARGV...".into(),
+                ))
+            }
+        };
+        Ok(SpawnOptions {
+            privileged: self.privileged,
+            rlimits,
+            discard_output: self.discard_output,
+            script,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("wardenctl: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn job_code(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(255)
+}
+
+fn run(cli: Cli) -> Result<u8, Error> {
+    let depot = Depot::new(&cli.depot);
+    let paths = || Paths::discover(cli.scripts_dir.clone(), cli.bin_dir.clone());
+    let mut out = std::io::stdout().lock();
+    let mut say = |text: String| -> Result<(), Error> {
+        writeln!(out, "{text}").map_err(Error::io("write stdout"))
+    };
+    match cli.command {
+        Cmd::Setup {
+            pool_network,
+            allow_networks,
+            deny_networks,
+            allow_host_access,
+        } => {
+            let opts = SetupOptions {
+                pool_network,
+                allow_networks,
+                deny_networks,
+                allow_host_access,
+                rootfs: None,
+            };
+            orchestrator::setup(&depot, &paths()?, &opts)?;
+        }
+        Cmd::Create {
+            handle,
+            rootfs,
+            bind_mounts,
+            network,
+            pool_network,
+        } => {
+            let bind_mounts = bind_mounts
+                .iter()
+                .map(|b| b.parse::<BindMount>())
+                .collect::<Result<_, _>>()?;
+            let opts = CreateOptions {
+                handle,
+                rootfs,
+                bind_mounts,
+                network,
+                pool: pool_network,
+            };
+            let handle = container::create(&depot, &paths()?, &opts)?;
+            say(handle)?;
+        }
+        Cmd::List => {
+            for handle in container::list(&depot)? {
+                say(handle)?;
+            }
+        }
+        Cmd::Info { handle, json } => {
+            let info = container::info(&depot, &handle)?;
+            if json {
+                say(info.to_json().to_string())?;
+            } else {
+                write!(out, "{}", info.to_text()).map_err(Error::io("write stdout"))?;
+            }
+        }
+        Cmd::Spawn(args) => {
+            let id = jobs::spawn(&depot, &args.handle, &args.options()?)?;
+            say(id.to_string())?;
+        }
+        Cmd::Run(args) => {
+            drop(out);
+            return Ok(job_code(jobs::run(&depot, &args.handle, &args.options()?)?));
+        }
+        Cmd::Link { handle, job } => {
+            drop(out);
+            return Ok(job_code(jobs::link(&depot, &handle, &job)?));
+        }
+        Cmd::Stream { handle, job } => {
+            drop(out);
+            return Ok(job_code(jobs::stream(&depot, &handle, &job)?));
+        }
+        Cmd::Shell { handle, user, argv } => {
+            let instance = Instance::open(&depot, &handle)?;
+            instance.require_state("shell", &[State::Active])?;
+            if user.is_empty() || user.starts_with('-') || user.len() > 31 {
+                return Err(Error::BadArgument(format!("invalid user {user:?}")));
+            }
+            let err = Command::new(instance.wsh())
+                .arg("--socket")
+                .arg(instance.socket())
+                .arg("--user")
+                .arg(&user)
+                .args(&argv)
+                .exec();
+            return Err(Error::Tool(format!(
+                "exec {}: {err}",
+                instance.wsh().display()
+            )));
+        }
+        Cmd::Stop {
+            handle,
+            kill,
+            background,
+        } => container::stop(&depot, &handle, &StopOptions { kill, background })?,
+        Cmd::Destroy { handle } => container::destroy(&depot, &paths()?, &handle)?,
+        Cmd::CopyIn { handle, src, dst } => container::copy_in(&depot, &handle, &src, &dst)?,
+        Cmd::CopyOut {
+            handle,
+            src,
+            dst,
+            owner,
+        } => container::copy_out(&depot, &handle, &src, &dst, owner.as_deref())?,
+        Cmd::NetIn {
+            handle,
+            host_port,
+            container_port,
+        } => {
+            let port = container::net_in(&depot, &handle, host_port, container_port)?;
+            say(port.to_string())?;
+        }
+        Cmd::NetOut {
+            handle,
+            network,
+            ports,
+            protocol,
+            icmp_type,
+            icmp_code,
+            log,
+        } => {
+            let rule = orchestrator::limits::NetOut {
+                network,
+                ports,
+                protocol,
+                icmp_type,
+                icmp_code,
+                log,
+            };
+            orchestrator::limits::net_out(&depot, &handle, &rule)?;
+        }
+        Cmd::LimitMemory { handle, limit } => {
+            say(orchestrator::limits::memory(&depot, &handle, limit)?)?;
+        }
+        Cmd::LimitCpu { handle, shares } => {
+            say(orchestrator::limits::cpu(&depot, &handle, shares)?)?;
+        }
+        Cmd::LimitBandwidth {
+            handle,
+            rate,
+            burst,
+        } => orchestrator::limits::bandwidth(&depot, &handle, rate, burst)?,
+        Cmd::Ping => say("pong".to_string())?,
+        Cmd::Echo { message } => say(message)?,
+        Cmd::Record {
+            dir,
+            discard_output,
+        } => jobs::record(&dir, discard_output)?,
+    }
+    Ok(0)
+}

@@ -1,0 +1,91 @@
+//! Processes that must outlive wardenctl (iomux-spawn, the job recorder):
+//! started in a session of their own, with their stdio on files, so neither
+//! a terminal's signals nor wardenctl being killed reach them.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+
+use crate::errors::{Error, Result};
+
+pub fn spawn_detached(command: &mut Command, what: &str) -> Result<Child> {
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setsid(2), which is async-signal-safe and touches no memory of
+    // the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    command.spawn().map_err(Error::io(format!("start {what}")))
+}
+
+/// Whether `pid` is a live (not zombie) process whose command line mentions
+/// `marker` (a job directory): a pid file alone could name a recycled pid.
+pub fn alive_with(pid: i32, marker: &Path) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name, which may hold spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    if matches!(state, None | Some('Z') | Some('X')) {
+        return false;
+    }
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let marker = marker.as_os_str().as_encoded_bytes();
+    cmdline.windows(marker.len()).any(|w| w == marker)
+}
+
+/// Live processes whose command line mentions `marker`.
+pub fn pids_mentioning(marker: &Path) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != std::process::id() as i32 && alive_with(pid, marker))
+        .collect()
+}
+
+pub fn read_pid(path: &Path) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_child_is_alive_then_dead() {
+        let marker = std::env::temp_dir().join("wardenctl-process-test-marker");
+        let mut child = spawn_detached(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg("read x")
+                .arg(&marker)
+                .stdin(std::process::Stdio::piped()),
+            "sh",
+        )
+        .unwrap();
+        let pid = child.id() as i32;
+        assert!(alive_with(pid, &marker));
+        assert!(!alive_with(pid, Path::new("/no/such/marker")));
+        // A session of its own.
+        assert_eq!(
+            nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid)))
+                .unwrap()
+                .as_raw(),
+            pid
+        );
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        assert!(!alive_with(pid, &marker));
+    }
+}

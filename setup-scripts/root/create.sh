@@ -1,0 +1,49 @@
+#!/bin/sh
+# create.sh INSTANCE_PATH: copy the skeleton to INSTANCE_PATH (which must not
+# exist), run its setup.sh in a private mount namespace, print the path.
+# The instance's environment (id, network_*, user_uid, rootfs_path, ...) is
+# passed through to setup.sh. With WARDEN_BIN_DIR set, wshd, wsh, iomux-spawn
+# and iomux-link are taken from there into the instance's bin/.
+[ -n "${DEBUG:-}" ] && set -x
+set -eu
+
+die() {
+  echo "create.sh: $*" >&2
+  exit 1
+}
+
+[ $# -eq 1 ] || die "usage: $0 INSTANCE_PATH"
+here=$(cd "${0%/*}" && pwd)
+# Warden keeps the skeleton inside its root directory; this tree keeps it
+# next to it.
+if [ -n "${WARDEN_SKELETON:-}" ]; then
+  skeleton=$WARDEN_SKELETON
+elif [ -d "$here/skeleton" ]; then
+  skeleton=$here/skeleton
+else
+  skeleton=$here/../skeleton
+fi
+[ -x "$skeleton/setup.sh" ] || die "no skeleton at $skeleton"
+target=$1
+
+[ ! -e "$target" ] || die "\"$target\" already exists, aborting..."
+mkdir "$target"
+target=$(cd "$target" && pwd)
+# Nothing half-made stays behind: the directory goes unless all went well.
+trap 'rm -rf "$target"' EXIT
+cp -a "$skeleton/." "$target/"
+
+if [ -n "${WARDEN_BIN_DIR:-}" ]; then
+  set -- wshd wsh iomux-spawn iomux-link
+  for b in "$@"; do
+    [ -x "$WARDEN_BIN_DIR/$b" ] || die "$WARDEN_BIN_DIR/$b is missing"
+  done
+  # Hard links cost nothing; copies are needed across filesystems.
+  (cd "$WARDEN_BIN_DIR" && ln -f "$@" "$target/bin/" 2>/dev/null) ||
+    (cd "$WARDEN_BIN_DIR" && cp "$@" "$target/bin/")
+fi
+
+# setup.sh mounts nothing that outlives it, so a failure leaves only files.
+unshare -m "$target/setup.sh" || die "$target/setup.sh failed"
+trap - EXIT
+echo "$target"

@@ -1,0 +1,61 @@
+#!/bin/sh
+# Once per host (and again after a reboot): cgroup hierarchies, the global
+# iptables chains, disk quotas. Idempotent.
+#
+# Environment (as a Warden server passes it): POOL_NETWORK, ALLOW_NETWORKS,
+# DENY_NETWORKS, ALLOW_HOST_ACCESS, CONTAINER_ROOTFS_PATH,
+# CONTAINER_DEPOT_PATH, CONTAINER_DEPOT_MOUNT_POINT_PATH, DISK_QUOTA_ENABLED.
+[ -n "${DEBUG:-}" ] && set -x
+set -eu
+
+cd "$(dirname "$0")"
+
+die() {
+  echo "setup.sh: $*" >&2
+  exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+
+if [ -n "${CONTAINER_ROOTFS_PATH:-}" ] && [ ! -d "$CONTAINER_ROOTFS_PATH" ]; then
+  die "CONTAINER_ROOTFS_PATH $CONTAINER_ROOTFS_PATH is not a directory"
+fi
+if [ -n "${CONTAINER_DEPOT_PATH:-}" ]; then
+  mkdir -p "$CONTAINER_DEPOT_PATH"
+fi
+
+grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
+grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem"
+
+cgroup_root=/sys/fs/cgroup
+if [ -f "$cgroup_root/cgroup.controllers" ]; then
+  # cgroup v2: the instance groups live under the root; give them controllers.
+  for c in $(cat "$cgroup_root/cgroup.controllers"); do
+    echo "+$c" > "$cgroup_root/cgroup.subtree_control" 2>/dev/null || true
+  done
+else
+  # cgroup v1: every controller the containers need must be mounted somewhere
+  # (the scripts find the hierarchies in the mount table).
+  mounted=$(awk '$3 == "cgroup" { print $4 }' /proc/self/mounts | tr ',' '\n')
+  for subsystem in cpu cpuacct devices memory cpuset pids; do
+    echo "$mounted" | grep -qx "$subsystem" && continue
+    grep -qw "^$subsystem" /proc/cgroups || continue
+    if ! awk -v p="$cgroup_root" '$2 == p { found = 1 } END { exit !found }' /proc/self/mounts; then
+      mount -t tmpfs -o mode=0755 cgroup "$cgroup_root"
+    fi
+    mkdir -p "$cgroup_root/$subsystem"
+    mount -t cgroup -o "$subsystem" cgroup "$cgroup_root/$subsystem"
+  done
+fi
+
+./net.sh setup
+
+if [ "${DISK_QUOTA_ENABLED:-false}" = true ]; then
+  mp=${CONTAINER_DEPOT_MOUNT_POINT_PATH:?CONTAINER_DEPOT_MOUNT_POINT_PATH is not set}
+  # quotaon -p exits non-zero when quotas are already on.
+  if quotaon -p "$mp" > /dev/null 2>&1; then
+    mount -o remount,usrjquota=aquota.user,grpjquota=aquota.group,jqfmt=vfsv0 "$mp"
+    quotacheck -ugmb -F vfsv0 "$mp"
+    quotaon "$mp"
+  fi
+fi

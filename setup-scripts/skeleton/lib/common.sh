@@ -1,0 +1,140 @@
+# Shared helpers for the instance scripts and hooks. POSIX sh: the hook that
+# runs after pivot_root uses the container's own /bin/sh (busybox has no bash).
+#
+# Sourced with the working directory at the instance root.
+
+[ -f etc/config ] && . ./etc/config
+
+die() {
+  echo "$(basename "$0"): $*" >&2
+  exit 1
+}
+
+# The container side of the veth and the ifb device are named after the
+# host side, so every script agrees on them even when etc/config predates
+# a variable.
+network_host_iface=${network_host_iface:-w-${id:-x}-0}
+network_container_iface=${network_container_iface:-w-${id:-x}-1}
+network_ifb_iface=w-${id:-x}-2
+
+# 255.255.255.252 -> 30
+mask_to_prefix() {
+  _bits=0
+  _old_ifs=$IFS
+  IFS=.
+  # shellcheck disable=SC2086
+  set -- $1
+  IFS=$_old_ifs
+  for _octet in "$@"; do
+    case "$_octet" in
+      255) _bits=$((_bits + 8)) ;;
+      254) _bits=$((_bits + 7)) ;;
+      252) _bits=$((_bits + 6)) ;;
+      248) _bits=$((_bits + 5)) ;;
+      240) _bits=$((_bits + 4)) ;;
+      224) _bits=$((_bits + 3)) ;;
+      192) _bits=$((_bits + 2)) ;;
+      128) _bits=$((_bits + 1)) ;;
+      0) ;;
+      *) die "bad netmask octet: $_octet" ;;
+    esac
+  done
+  echo "$_bits"
+}
+
+# v2 when the unified hierarchy holds the controllers at /sys/fs/cgroup.
+cgroup_v2() {
+  [ -f /sys/fs/cgroup/cgroup.controllers ]
+}
+
+# Where v2 instance groups live; their parent needs the controllers enabled.
+cgroup2_parent=${WARDEN_CGROUP2_PARENT:-/sys/fs/cgroup}
+
+# Every hierarchy that gets a group for this container, one path per line:
+# on v1 each mounted cgroup (v1) hierarchy, on v2 the one unified group.
+# Mount points are read from the mount table rather than assumed, so hosts
+# that mount the controllers elsewhere (the reference used /tmp/warden/cgroup)
+# work as well.
+instance_cgroups() {
+  if cgroup_v2; then
+    echo "$cgroup2_parent/instance-$id"
+    return 0
+  fi
+  while read -r _dev _mp _type _opts _rest; do
+    [ "$_type" = cgroup ] || continue
+    echo "$_mp/instance-$id"
+  done < /proc/self/mounts
+}
+
+# The group whose cgroup.procs lists every process of the container.
+instance_procs_file() {
+  if cgroup_v2; then
+    echo "$cgroup2_parent/instance-$id/cgroup.procs"
+    return 0
+  fi
+  _first=""
+  for _cg in $(instance_cgroups); do
+    case "$_cg" in
+      */pids/instance-*|*/cpuacct/instance-*|*/cpu,cpuacct/instance-*)
+        echo "$_cg/cgroup.procs"
+        return 0
+        ;;
+    esac
+    [ -n "$_first" ] || _first=$_cg
+  done
+  echo "$_first/cgroup.procs"
+}
+
+# Processes of the container as the host sees them (empty when none, or when
+# the groups are already gone).
+instance_pids() {
+  _procs=$(instance_procs_file)
+  if [ -f "$_procs" ]; then
+    while read -r _pid; do
+      echo "$_pid"
+    done < "$_procs" 2>/dev/null || true
+  fi
+}
+
+# Processes in any of the container's groups (a hook that failed half-way
+# may have put the first process in some only); duplicates possible.
+all_instance_pids() {
+  for _cg in $(instance_cgroups); do
+    [ -f "$_cg/cgroup.procs" ] || continue
+    while read -r _pid; do
+      echo "$_pid"
+    done < "$_cg/cgroup.procs" 2>/dev/null || true
+  done
+}
+
+# Resolve PATH (absolute, as seen inside the container) against ROOT without
+# ever leaving ROOT: with merged /usr, /sbin is a symlink to usr/sbin, and
+# following it from the host would land on the host's /usr/sbin.
+path_in_root() {
+  _root=$1
+  _rest=${2#/}
+  _done=""
+  _hops=0
+  while [ -n "$_rest" ]; do
+    case "$_rest" in
+      */*) _comp=${_rest%%/*}; _rest=${_rest#*/} ;;
+      *) _comp=$_rest; _rest="" ;;
+    esac
+    case "$_comp" in
+      ""|.) continue ;;
+      ..) _done=${_done%/*}; continue ;;
+    esac
+    if [ -L "$_root$_done/$_comp" ]; then
+      _hops=$((_hops + 1))
+      [ "$_hops" -le 40 ] || die "too many symlinks resolving $2 in $_root"
+      _target=$(readlink "$_root$_done/$_comp")
+      case "$_target" in
+        /*) _done=""; _rest=${_target#/}${_rest:+/$_rest} ;;
+        *) _rest=$_target${_rest:+/$_rest} ;;
+      esac
+    else
+      _done="$_done/$_comp"
+    fi
+  done
+  echo "$_root$_done"
+}

@@ -1,0 +1,171 @@
+#!/bin/sh
+# net.sh setup|teardown|in|out|get_ingress_info|get_egress_info
+#
+#   setup      per-container chains warden-i-<id> (filter and nat), hooked
+#              into the global chains that root/net.sh setup created
+#   teardown   removes them (idempotent)
+#   in         HOST_PORT, CONTAINER_PORT: forward a host tcp port
+#   out        allow egress beyond the default: NETWORK (CIDR or a-b range),
+#              PORTS (N, N:M or a list; PORT and PORT_RANGE are read too),
+#              PROTOCOL (tcp, udp, icmp, all; default tcp with ports, else
+#              all), ICMP_TYPE, ICMP_CODE, LOG (true: log new connections)
+#   get_ingress_info / get_egress_info: tc state of the host veth
+[ -n "${DEBUG:-}" ] && set -x
+set -eu
+
+case "$0" in */*) cd "${0%/*}" ;; esac
+. ./lib/common.sh
+
+[ -n "${id:-}" ] || die "etc/config holds no id"
+
+filter_forward_chain=warden-forward
+filter_default_chain=warden-default
+nat_prerouting_chain=warden-prerouting
+instance_chain=warden-i-$id
+
+ipt() {
+  iptables -w "$@"
+}
+
+
+# iptables wants -D in front of the chain: delete_rule TABLE CHAIN RULE...
+delete_rule() {
+  _table=$1
+  _chain=$2
+  shift 2
+  while ipt -t "$_table" -D "$_chain" "$@" 2>/dev/null; do :; done
+}
+
+# Both tables in one iptables-restore transaction: all or nothing, and one
+# process instead of a dozen.
+restore() {
+  iptables-restore -w --noflush
+}
+
+# The rule by rule way, for whatever state a failed command left.
+teardown_slowly() {
+  delete_rule filter "$filter_forward_chain" -i "$network_host_iface" -g "$instance_chain"
+  ipt -t filter -F "$instance_chain" 2>/dev/null || true
+  ipt -t filter -X "$instance_chain" 2>/dev/null || true
+  delete_rule nat "$nat_prerouting_chain" -j "$instance_chain"
+  ipt -t nat -F "$instance_chain" 2>/dev/null || true
+  ipt -t nat -X "$instance_chain" 2>/dev/null || true
+}
+
+teardown() {
+  restore 2>/dev/null <<RULES || teardown_slowly
+*filter
+-D $filter_forward_chain -i $network_host_iface -g $instance_chain
+-F $instance_chain
+-X $instance_chain
+COMMIT
+*nat
+-D $nat_prerouting_chain -j $instance_chain
+-F $instance_chain
+-X $instance_chain
+COMMIT
+RULES
+}
+
+setup_rules() {
+  # Position 2 in the forward chain: after the rule accepting established
+  # traffic, before the final DROP.
+  restore <<RULES
+*filter
+:$instance_chain - [0:0]
+-A $instance_chain -g $filter_default_chain
+-I $filter_forward_chain 2 -i $network_host_iface -g $instance_chain
+COMMIT
+*nat
+:$instance_chain - [0:0]
+-A $nat_prerouting_chain -j $instance_chain
+COMMIT
+RULES
+}
+
+# tmp/net.up marks chains set up and not torn down since; without it, the
+# chains are normally absent and one iptables-restore suffices.
+setup() {
+  # Chains of an earlier setup are removed first, so the jumps to them are
+  # never doubled.
+  if [ -f tmp/net.up ]; then
+    teardown
+  fi
+  if ! setup_rules 2>/dev/null; then
+    ipt -t filter -n -L "$filter_forward_chain" >/dev/null 2>&1 ||
+      die "chain $filter_forward_chain is missing: run root/setup.sh (wardenctl setup) first"
+    teardown_slowly
+    setup_rules
+  fi
+  : > tmp/net.up
+}
+
+# Serialise the commands of one container (a server may call several at once).
+[ -d tmp ] || mkdir -p tmp
+exec 9> tmp/net.sh.lock
+flock -w 30 9 || die "timed out waiting for tmp/net.sh.lock"
+
+case "${1:-}" in
+  setup)
+    setup
+    ;;
+  teardown)
+    teardown
+    rm -f tmp/net.up
+    ;;
+  in)
+    [ -n "${HOST_PORT:-}" ] || die "Please specify HOST_PORT..."
+    [ -n "${CONTAINER_PORT:-}" ] || die "Please specify CONTAINER_PORT..."
+    ipt -t nat -A "$instance_chain" -p tcp -m addrtype --dst-type LOCAL \
+      --dport "$HOST_PORT" -j DNAT --to-destination "$network_container_ip:$CONTAINER_PORT"
+    ;;
+  out)
+    # Older servers pass PORT (or PORT_RANGE, "A:B") rather than PORTS.
+    PORTS=${PORTS:-${PORT_RANGE:-${PORT:-}}}
+    [ -n "${NETWORK:-}" ] || [ -n "${PORTS:-}" ] || die "Please specify NETWORK and/or PORTS..."
+    # As the reference: tcp unless told otherwise, when ports are given.
+    if [ -n "${PORTS:-}" ]; then
+      protocol=${PROTOCOL:-tcp}
+    else
+      protocol=${PROTOCOL:-all}
+    fi
+    set --
+    case "${NETWORK:-}" in
+      "") ;;
+      *-*) set -- "$@" -m iprange --dst-range "$NETWORK" ;;
+      *) set -- "$@" -d "$NETWORK" ;;
+    esac
+    case "$protocol" in
+      tcp|udp)
+        set -- "$@" -p "$protocol"
+        [ -z "${PORTS:-}" ] || set -- "$@" -m multiport --dports "$PORTS"
+        ;;
+      icmp)
+        set -- "$@" -p icmp
+        if [ -n "${ICMP_TYPE:-}" ]; then
+          set -- "$@" --icmp-type "$ICMP_TYPE${ICMP_CODE:+/$ICMP_CODE}"
+        fi
+        ;;
+      all)
+        [ -z "${PORTS:-}" ] || die "PORTS needs PROTOCOL tcp or udp"
+        ;;
+      *) die "unknown PROTOCOL: $protocol" ;;
+    esac
+    ipt -t filter -I "$instance_chain" 1 "$@" -j ACCEPT
+    if [ "${LOG:-false}" = true ]; then
+      ipt -t filter -I "$instance_chain" 1 "$@" -m conntrack --ctstate NEW \
+        -j LOG --log-prefix "warden-i-$id "
+    fi
+    ;;
+  # A server passes ID (its handle, which need not be the id): the device
+  # comes from etc/config instead.
+  get_ingress_info)
+    tc filter show dev "$network_host_iface" parent ffff:
+    ;;
+  get_egress_info)
+    tc qdisc show dev "$network_host_iface"
+    ;;
+  *)
+    die "Unknown command: ${1:-}"
+    ;;
+esac

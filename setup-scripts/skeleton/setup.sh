@@ -1,0 +1,122 @@
+#!/bin/sh
+# Prepare a fresh instance directory (a copy of the skeleton). Run once by
+# root/create.sh, under `unshare -m`.
+#
+# Environment (as a Warden server passes it): id, network_host_ip,
+# network_container_ip, network_netmask, user_uid, rootfs_path,
+# allow_nested_warden, container_iface_mtu, dns_servers.
+#
+# Nothing is mounted here: the files the container needs to differ from its
+# rootfs (users, hostname, hosts, resolv.conf, vcap's home) are written
+# straight into the overlay's upper layer, tmp/rootfs; the overlay itself is
+# mounted by hook-parent-before-clone.sh inside wshd's mount namespace.
+[ -n "${DEBUG:-}" ] && set -x
+set -eu
+
+case "$0" in */*) cd "${0%/*}" ;; esac
+. ./lib/common.sh
+
+[ -n "${id:-}" ] || die "id is not set"
+case "$id" in *[!0-9a-zA-Z_]*) die "id may only hold letters, digits and _: $id" ;; esac
+[ ${#id} -le 11 ] || die "id is longer than 11 characters (interface names): $id"
+network_netmask=${network_netmask:-255.255.255.252}
+network_host_ip=${network_host_ip:-10.254.0.1}
+network_container_ip=${network_container_ip:-10.254.0.2}
+user_uid=${user_uid:-10000}
+rootfs_path=${rootfs_path:-}
+allow_nested_warden=${allow_nested_warden:-false}
+container_iface_mtu=${container_iface_mtu:-1500}
+dns_servers=${dns_servers:-}
+[ -n "$rootfs_path" ] || die "rootfs_path is not set"
+[ -d "$rootfs_path" ] || die "rootfs $rootfs_path is not a directory"
+case "$user_uid" in ''|*[!0-9]*) die "user_uid must be a number: $user_uid" ;; esac
+
+umask 022
+mkdir -p etc run jobs tmp/rootfs tmp/work mnt bin
+
+# Values are single-quoted so that sourcing the file never expands anything.
+quote() {
+  case "$1" in
+    *\'*) printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")" ;;
+    *) printf "'%s'" "$1" ;;
+  esac
+}
+{
+  echo "id=$(quote "$id")"
+  echo "network_netmask=$(quote "$network_netmask")"
+  echo "network_host_ip=$(quote "$network_host_ip")"
+  echo "network_host_iface=$(quote "w-$id-0")"
+  echo "network_container_ip=$(quote "$network_container_ip")"
+  echo "network_container_iface=$(quote "w-$id-1")"
+  echo "user_uid=$(quote "$user_uid")"
+  echo "rootfs_path=$(quote "$rootfs_path")"
+  echo "allow_nested_warden=$(quote "$allow_nested_warden")"
+  echo "container_iface_mtu=$(quote "$container_iface_mtu")"
+  echo "dns_servers=$(quote "$dns_servers")"
+} > etc/config
+
+# Every process started here is a measurable part of `create`, hence the
+# shell builtins and the few, batched, external commands below.
+lower=$rootfs_path
+upper=tmp/rootfs
+etc=$(path_in_root "$lower" /etc)
+etc=${etc#"$lower"}
+home=$(path_in_root "$lower" /home)
+home=${home#"$lower"}
+
+# A directory of the upper layer shadows the attributes of the lower one, so
+# it gets the lower one's mode and owner (when they differ from mkdir's).
+mkdir -p "$upper$etc" "$upper$home"
+for d in "$etc" "$home"; do
+  [ -d "$lower$d" ] || continue
+  case "$(stat -c '%a %u %g' "$lower$d")" in
+    "755 0 0") ;;
+    *)
+      chmod --reference="$lower$d" "$upper$d"
+      chown --reference="$lower$d" "$upper$d"
+      ;;
+  esac
+done
+
+# vcap gets the uid from the pool (and a group of the same number); the files
+# are edited as copies, so no useradd is needed (busybox has none).
+passwd_src="$lower$etc/passwd"
+group_src="$lower$etc/group"
+[ -f "$passwd_src" ] || passwd_src=/dev/null
+[ -f "$group_src" ] || group_src=/dev/null
+awk -F: -v OFS=: -v uid="$user_uid" -v passwd="$upper$etc/passwd" -v group="$upper$etc/group" '
+  FILENAME == ARGV[1] { if ($1 == "vcap") { $3 = uid; $4 = uid; p = 1 } print > passwd; next }
+  { if ($1 == "vcap") { $3 = uid; g = 1 } print > group }
+  END {
+    if (!p) print "vcap:x:" uid ":" uid "::/home/vcap:/bin/sh" > passwd
+    if (!g) print "vcap:x:" uid ":" > group
+  }' "$passwd_src" "$group_src"
+
+install -d -o "$user_uid" -g "$user_uid" -m 0755 "$upper$home/vcap"
+
+echo "$id" > "$upper$etc/hostname"
+cat > "$upper$etc/hosts" <<HOSTS
+127.0.0.1 localhost
+$network_container_ip $id
+$network_host_ip host
+HOSTS
+
+# resolv.conf: the servers asked for, else the host's; a loopback nameserver
+# means nothing from inside the container, so it becomes the host's veth.
+if [ -n "$dns_servers" ]; then
+  old_ifs=$IFS
+  IFS=", "
+  for server in $dns_servers; do
+    echo "nameserver $server"
+  done > "$upper$etc/resolv.conf"
+  IFS=$old_ifs
+elif [ -r /etc/resolv.conf ]; then
+  while IFS= read -r line; do
+    case "$line" in
+      nameserver*127.*) echo "nameserver $network_host_ip" ;;
+      *) printf '%s\n' "$line" ;;
+    esac
+  done < /etc/resolv.conf > "$upper$etc/resolv.conf"
+else
+  : > "$upper$etc/resolv.conf"
+fi

@@ -1,0 +1,960 @@
+//! wardenctl end to end, as root, in real containers made by the real setup
+//! scripts and helpers.
+//!
+//! Every test has its own depot (a fresh directory under /tmp) and its own
+//! network pool (a /24 no other test uses), and removes what it made even
+//! when it fails: [`TestDepot`]'s drop destroys every container left in the
+//! depot. Leak checks look for this test's own container ids and paths only,
+//! since other tests create containers at the same time.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tests::paths;
+
+/// Each test takes the next /24 of 10.254.64.0/18, away from the default
+/// pool (10.254.0.0/22) other tools may use.
+static NEXT_POOL: AtomicU32 = AtomicU32::new(0);
+
+struct TestDepot {
+    /// Holds the depot and the test's own files.
+    root: PathBuf,
+    /// The depot.
+    dir: PathBuf,
+    pool: String,
+    bin: PathBuf,
+}
+
+impl TestDepot {
+    /// None (after saying why) when not root.
+    fn new(test: &str) -> Option<Self> {
+        if !tests::require_root(test) {
+            return None;
+        }
+        let bin = paths::bin_dir();
+        assert!(
+            bin.join("wardenctl").is_file(),
+            "{}/wardenctl is missing: build the workspace (make build) or set WARDEN_BIN_DIR",
+            bin.display()
+        );
+        let n = NEXT_POOL.fetch_add(1, Ordering::SeqCst);
+        // Tests of one binary run in one process: pid + counter are unique
+        // on the host while it runs.
+        let pool = format!(
+            "10.254.{}.0/24",
+            64 + (std::process::id() % 8) * 16 + n % 16
+        );
+        let root = PathBuf::from(format!(
+            "/tmp/wardenctl-test-{test}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        let dir = root.join("depot");
+        fs::create_dir_all(&dir).unwrap();
+        let depot = TestDepot {
+            root,
+            dir,
+            pool,
+            bin,
+        };
+        let out = depot.ctl(&["setup"]);
+        assert_ok(&out, "wardenctl setup");
+        Some(depot)
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(self.bin.join("wardenctl"));
+        c.env("WARDEN_DEPOT", &self.dir)
+            .env("WARDEN_BIN_DIR", &self.bin)
+            .env_remove("WARDEN_POOL_NETWORK")
+            .env_remove("WARDEN_ROOTFS")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .output()
+            .expect("running wardenctl")
+    }
+
+    /// `wardenctl create` with this depot's pool and the busybox rootfs.
+    fn create(&self, handle: &str, extra: &[&str]) -> Container<'_> {
+        let rootfs = paths::rootfs();
+        let mut args = vec![
+            "create",
+            "--handle",
+            handle,
+            "--pool-network",
+            &self.pool,
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = self.ctl(&args);
+        assert_ok(&out, "wardenctl create");
+        assert_eq!(stdout(&out), format!("{handle}\n"));
+        let info = self.ctl(&["info", handle, "--json"]);
+        assert_ok(&info, "wardenctl info");
+        let json = stdout(&info);
+        Container {
+            depot: self,
+            handle: handle.to_string(),
+            id: json_str(&json, "id").expect("info has an id"),
+        }
+    }
+
+    fn path(&self, handle: &str) -> PathBuf {
+        self.dir.join(handle)
+    }
+
+    /// A directory for the test's own files, outside the depot.
+    fn data(&self, name: &str) -> PathBuf {
+        let dir = self.root.join("data").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
+impl Drop for TestDepot {
+    fn drop(&mut self) {
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    let _ = self.ctl(&["destroy", &name]);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+struct Container<'a> {
+    depot: &'a TestDepot,
+    handle: String,
+    id: String,
+}
+
+impl Container<'_> {
+    fn run(&self, argv: &[&str]) -> Output {
+        let mut args = vec!["run", &self.handle, "--"];
+        args.extend_from_slice(argv);
+        self.depot.ctl(&args)
+    }
+
+    fn run_root(&self, argv: &[&str]) -> Output {
+        let mut args = vec!["run", &self.handle, "--privileged", "--"];
+        args.extend_from_slice(argv);
+        self.depot.ctl(&args)
+    }
+
+    /// `sh -c SCRIPT` in the container; its stdout, asserting success.
+    fn sh(&self, script: &str) -> String {
+        let out = self.run(&["sh", "-c", script]);
+        assert_ok(&out, script);
+        stdout(&out)
+    }
+
+    fn spawn(&self, script: &str) -> String {
+        let out = self
+            .depot
+            .ctl(&["spawn", &self.handle, "--", "sh", "-c", script]);
+        assert_ok(&out, "wardenctl spawn");
+        let job = stdout(&out).trim().to_string();
+        assert!(job.parse::<u32>().is_ok(), "job id {job:?}");
+        job
+    }
+
+    fn info(&self) -> String {
+        let out = self.depot.ctl(&["info", &self.handle, "--json"]);
+        assert_ok(&out, "wardenctl info");
+        stdout(&out)
+    }
+
+    /// A file of the container's writable layer, seen from the host.
+    fn upper(&self, path: &str) -> PathBuf {
+        self.depot
+            .path(&self.handle)
+            .join("tmp/rootfs")
+            .join(path.trim_start_matches('/'))
+    }
+
+    /// Destroys it and checks nothing of it is left.
+    fn destroy(self) {
+        let out = self.depot.ctl(&["destroy", &self.handle]);
+        assert_ok(&out, "wardenctl destroy");
+        assert_gone(self.depot, &self.handle, &self.id);
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// A one-line message on stderr, naming the program.
+fn assert_one_line_error(out: &Output) {
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "stderr: {err:?}");
+    assert!(err.starts_with("wardenctl: "), "stderr: {err:?}");
+}
+
+/// `"key":"value"` in compact JSON.
+fn json_str(json: &str, key: &str) -> Option<String> {
+    let start = json.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let end = json[start..].find('"')? + start;
+    Some(json[start..end].to_string())
+}
+
+/// `"key":[1,2]` in compact JSON.
+fn json_ids(json: &str, key: &str) -> Vec<String> {
+    let Some(start) = json.find(&format!("\"{key}\":[")) else {
+        return Vec::new();
+    };
+    let start = start + key.len() + 4;
+    let end = json[start..].find(']').unwrap() + start;
+    json[start..end]
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run_text(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Nothing of the container is left: cgroups, network devices, iptables
+/// chains, mounts, loop devices, live processes, depot entry.
+fn assert_gone(depot: &TestDepot, handle: &str, id: &str) {
+    let instance = depot.path(handle);
+    assert!(!instance.exists(), "{} is left", instance.display());
+    for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = entry.path().join(format!("instance-{id}"));
+        assert!(!cg.exists(), "cgroup {} is left", cg.display());
+    }
+    assert!(
+        !Path::new("/sys/fs/cgroup")
+            .join(format!("instance-{id}"))
+            .exists(),
+        "cgroup v2 group is left"
+    );
+    for suffix in ["0", "1", "2"] {
+        let dev = format!("/sys/class/net/w-{id}-{suffix}");
+        assert!(!Path::new(&dev).exists(), "{dev} is left");
+    }
+    let chain = format!("warden-i-{id}");
+    for table in ["filter", "nat"] {
+        let rules = run_text("iptables", &["-w", "-t", table, "-S"]);
+        assert!(
+            !rules.contains(&chain),
+            "{table} still has {chain}:\n{rules}"
+        );
+    }
+    let depot_path = depot.dir.to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(&depot_path),
+        "a mount of {depot_path} is left"
+    );
+    let loops = run_text("losetup", &["-a"]);
+    assert!(
+        !loops.contains(&depot_path),
+        "a loop device is left: {loops}"
+    );
+    let instance_path = instance.to_string_lossy().into_owned();
+    for pid in live_pids() {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains(&instance_path) && !cmdline.contains(&format!("wshd: {id}")),
+            "process {pid} is left: {cmdline}"
+        );
+    }
+}
+
+/// Pids of processes that are not zombies.
+fn live_pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, r)| r.trim_start().chars().next())
+                })
+                .is_some_and(|state| state != 'Z' && state != 'X')
+        })
+        .collect()
+}
+
+#[test]
+fn lifecycle() {
+    let Some(depot) = TestDepot::new("lifecycle") else {
+        return;
+    };
+    let c = depot.create("life", &[]);
+
+    let list = depot.ctl(&["list"]);
+    assert_ok(&list, "list");
+    assert_eq!(stdout(&list), "life\n");
+
+    let info = c.info();
+    assert_eq!(json_str(&info, "state").as_deref(), Some("active"));
+    let host_ip = json_str(&info, "host_ip").unwrap();
+    let container_ip = json_str(&info, "container_ip").unwrap();
+    let prefix = depot.pool.trim_end_matches("0/24");
+    assert!(
+        host_ip.starts_with(prefix),
+        "{host_ip} not in {}",
+        depot.pool
+    );
+    assert!(container_ip.starts_with(prefix));
+    assert_ne!(host_ip, container_ip);
+    assert_eq!(
+        json_str(&info, "container_path").unwrap(),
+        depot.path("life").to_string_lossy()
+    );
+    assert!(info.contains("\"events\":[]"), "{info}");
+    assert!(json_ids(&info, "job_ids").is_empty());
+
+    // run: output, exit code, user.
+    let out = c.run(&["echo", "hello"]);
+    assert_ok(&out, "run echo");
+    assert_eq!(stdout(&out), "hello\n");
+    let out = c.run(&["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    assert_code(&out, 7, "run exit 7");
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+    assert_eq!(c.sh("id -un"), "vcap\n");
+    assert_eq!(c.run_root(&["id", "-un"]).stdout, b"root\n");
+    // The script goes on stdin to a shell.
+    let script = depot.data("script").join("script.sh");
+    fs::write(&script, "x=41\necho $((x + 1))\nexit 3\n").unwrap();
+    let out = depot.ctl(&["run", "life", "--script", script.to_str().unwrap()]);
+    assert_code(&out, 3, "run --script");
+    assert_eq!(stdout(&out), "42\n");
+    // rlimits reach the job.
+    let out = depot.ctl(&[
+        "run",
+        "life",
+        "--rlimit",
+        "nofile=77",
+        "--",
+        "sh",
+        "-c",
+        "ulimit -n",
+    ]);
+    assert_ok(&out, "run --rlimit");
+    assert_eq!(stdout(&out), "77\n");
+
+    // spawn + link, spawn + stream.
+    let job = c.spawn("echo linked; echo linked-err >&2; exit 5");
+    let out = depot.ctl(&["link", "life", &job]);
+    assert_code(&out, 5, "link");
+    assert_eq!(stdout(&out), "linked\n");
+    assert_eq!(stderr(&out), "linked-err\n");
+    let job = c.spawn("for i in 1 2 3; do echo line$i; done; exit 0");
+    let out = depot.ctl(&["stream", "life", &job]);
+    assert_ok(&out, "stream");
+    assert_eq!(stdout(&out), "line1\nline2\nline3\n");
+
+    // A running job is listed by info.
+    let running = c.spawn("while [ ! -e /tmp/release ]; do sleep 0.05; done");
+    assert!(json_ids(&c.info(), "job_ids").contains(&running));
+    c.sh("touch /tmp/release");
+    assert_ok(&depot.ctl(&["link", "life", &running]), "link released job");
+    assert!(!json_ids(&c.info(), "job_ids").contains(&running));
+
+    // net-in: a host port from the pool, forwarded by the container's chain.
+    let out = depot.ctl(&["net-in", "life", "--container-port", "8080"]);
+    assert_ok(&out, "net-in");
+    let host_port = stdout(&out).trim().to_string();
+    assert_eq!(host_port, "61001", "the first port of a fresh depot");
+    let rules = run_text(
+        "iptables",
+        &["-w", "-t", "nat", "-S", &format!("warden-i-{}", c.id)],
+    );
+    assert!(
+        rules.contains(&format!("--dport {host_port}"))
+            && rules.contains(&format!("{container_ip}:8080")),
+        "{rules}"
+    );
+
+    // stop honours the grace period: the job's TERM handler runs.
+    let job = c.spawn(
+        "trap 'echo term > /tmp/got-term; exit 0' TERM; touch /tmp/ready; \
+         while :; do sleep 0.05; done",
+    );
+    wait_for("the job's trap", Duration::from_secs(10), || {
+        c.upper("/tmp/ready").exists()
+    });
+    let out = depot.ctl(&["stop", "life"]);
+    assert_ok(&out, "stop");
+    assert_eq!(
+        fs::read_to_string(c.upper("/tmp/got-term")).unwrap(),
+        "term\n"
+    );
+    assert_ok(
+        &depot.ctl(&["link", "life", &job]),
+        "link of the stopped job",
+    );
+
+    let info = c.info();
+    assert_eq!(json_str(&info, "state").as_deref(), Some("stopped"));
+    let out = depot.ctl(&["run", "life", "--", "true"]);
+    assert_code(&out, 8, "run after stop");
+    assert_one_line_error(&out);
+
+    c.destroy();
+    let list = depot.ctl(&["list"]);
+    assert_ok(&list, "list");
+    assert_eq!(stdout(&list), "");
+}
+
+#[test]
+fn stop_kill_is_immediate() {
+    let Some(depot) = TestDepot::new("stopkill") else {
+        return;
+    };
+    let c = depot.create("stopkill", &[]);
+    let job = c.spawn(
+        "trap 'echo term > /tmp/got-term; exit 0' TERM; touch /tmp/ready; \
+         while :; do sleep 0.05; done",
+    );
+    wait_for("the job's trap", Duration::from_secs(10), || {
+        c.upper("/tmp/ready").exists()
+    });
+    let out = depot.ctl(&["stop", "stopkill", "--kill"]);
+    assert_ok(&out, "stop --kill");
+    assert!(!c.upper("/tmp/got-term").exists(), "SIGTERM was sent");
+    // Killed by a signal: 255, as wsh reports it.
+    let out = depot.ctl(&["link", "stopkill", &job]);
+    assert_code(&out, 255, "link of a killed job");
+    c.destroy();
+}
+
+#[test]
+fn two_containers_are_isolated() {
+    let Some(depot) = TestDepot::new("isolation") else {
+        return;
+    };
+    let a = depot.create("iso-a", &[]);
+    let b = depot.create("iso-b", &[]);
+
+    // Hostnames.
+    assert_eq!(a.sh("hostname"), format!("{}\n", a.id));
+    assert_eq!(b.sh("hostname"), format!("{}\n", b.id));
+
+    // Namespaces differ from each other's and from the host's.
+    for ns in ["pid", "mnt", "uts", "ipc", "net"] {
+        let host = fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let in_a = a.sh(&format!("readlink /proc/self/ns/{ns}"));
+        let in_b = b.sh(&format!("readlink /proc/self/ns/{ns}"));
+        assert_ne!(in_a, in_b, "{ns}");
+        assert_ne!(in_a.trim(), host.to_string_lossy(), "{ns}");
+    }
+
+    // Pids: a process of b is invisible in a.
+    let job = b.spawn("exec sleep 4242");
+    wait_for("b's sleep", Duration::from_secs(10), || {
+        b.sh("ps -o args").contains("sleep 4242")
+    });
+    assert!(!a.sh("ps -o args").contains("sleep 4242"));
+
+    // Mounts: a sees its own root, nothing of b.
+    let mounts_a = a.sh("cat /proc/mounts");
+    assert!(mounts_a.contains(&depot.path("iso-a").to_string_lossy().into_owned()));
+    assert!(!mounts_a.contains(&depot.path("iso-b").to_string_lossy().into_owned()));
+
+    // IPC: a shared memory file of a is not in b.
+    a.sh("echo a > /dev/shm/only-a");
+    assert_eq!(b.sh("ls /dev/shm"), "");
+
+    // Network: a reaches itself, not b nor the host; the host reaches a.
+    let info_a = a.info();
+    let info_b = b.info();
+    let a_ip = json_str(&info_a, "container_ip").unwrap();
+    let a_host_ip = json_str(&info_a, "host_ip").unwrap();
+    let b_ip = json_str(&info_b, "container_ip").unwrap();
+    let b_host_ip = json_str(&info_b, "host_ip").unwrap();
+    let ping = |c: &Container, ip: &str| {
+        c.run_root(&["ping", "-c", "1", "-W", "1", ip])
+            .status
+            .success()
+    };
+    assert!(ping(&a, &a_ip), "a cannot ping itself");
+    assert!(!ping(&a, &b_ip), "a reaches b");
+    assert!(!ping(&b, &a_ip), "b reaches a");
+    assert!(!ping(&a, &b_host_ip), "a reaches b's host end");
+    assert!(!ping(&a, &a_host_ip), "a reaches the host");
+    let host_ping = Command::new("busybox")
+        .args(["ping", "-c", "1", "-W", "2", &a_ip])
+        .output()
+        .unwrap();
+    assert_ok(&host_ping, "the host pings a");
+
+    let _ = depot.ctl(&["stop", "iso-b", "--kill"]);
+    let _ = job;
+    a.destroy();
+    b.destroy();
+}
+
+#[test]
+fn link_of_a_finished_job() {
+    let Some(depot) = TestDepot::new("finished") else {
+        return;
+    };
+    let c = depot.create("finished", &[]);
+    let job = c.spawn("echo done; echo done-err >&2; exit 5");
+    wait_for("the job to end", Duration::from_secs(10), || {
+        !json_ids(&c.info(), "job_ids").contains(&job)
+    });
+    for command in ["link", "link", "stream"] {
+        let out = depot.ctl(&[command, "finished", &job]);
+        assert_code(&out, 5, command);
+        assert_eq!(stdout(&out), "done\n", "{command}");
+        assert_eq!(stderr(&out), "done-err\n", "{command}");
+    }
+    c.destroy();
+}
+
+/// Waits until `child` (a wardenctl link/run) has printed `needle`, then
+/// SIGKILLs it.
+fn kill_when_printed(mut child: Child, needle: &str) {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "wardenctl ended before printing {needle:?}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn job_survives_wardenctl_killed() {
+    let Some(depot) = TestDepot::new("survive") else {
+        return;
+    };
+    let c = depot.create("survive", &[]);
+    let script = "echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after; exit 4";
+
+    // Killed mid-stream.
+    let job = c.spawn(script);
+    let child = depot
+        .command()
+        .args(["stream", "survive", &job])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_when_printed(child, "before");
+
+    // Killed mid-link (link prints at the end: kill it while it waits).
+    let mut child = depot
+        .command()
+        .args(["link", "survive", &job])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Killed mid-run (the job was spawned by the run that died).
+    let run_script = format!("touch /tmp/run-started; {script}");
+    let mut run = depot
+        .command()
+        .args(["run", "survive", "--", "sh", "-c", &run_script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("run's job", Duration::from_secs(10), || {
+        c.upper("/tmp/run-started").exists()
+    });
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let jobs = json_ids(&c.info(), "job_ids");
+    assert_eq!(jobs.len(), 2, "both jobs still run: {jobs:?}");
+
+    c.sh("touch /tmp/go");
+    for job in jobs {
+        let out = depot.ctl(&["link", "survive", &job]);
+        assert_code(&out, 4, "link after the kill");
+        assert_eq!(stdout(&out), "before\nafter\n");
+    }
+    c.destroy();
+}
+
+#[test]
+fn copy_in_and_out() {
+    let Some(depot) = TestDepot::new("copy") else {
+        return;
+    };
+    let c = depot.create("copy", &[]);
+    let src = depot.data("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("a"), "alpha").unwrap();
+    fs::set_permissions(src.join("a"), fs::Permissions::from_mode(0o754)).unwrap();
+    fs::write(src.join("sub/b"), "beta").unwrap();
+    fs::set_permissions(src.join("sub"), fs::Permissions::from_mode(0o710)).unwrap();
+    std::os::unix::fs::symlink("a", src.join("link")).unwrap();
+    fs::hard_link(src.join("a"), src.join("hard")).unwrap();
+
+    let out = depot.ctl(&[
+        "copy-in",
+        "copy",
+        &format!("{}/", src.display()),
+        "/home/vcap/in",
+    ]);
+    assert_ok(&out, "copy-in");
+    assert_eq!(
+        c.sh(
+            "cd /home/vcap/in && stat -c '%n %a %h %U' a hard sub sub/b && readlink link && cat a"
+        ),
+        "a 754 1 vcap\nhard 754 1 vcap\nsub 710 2 vcap\nsub/b 644 1 vcap\na\nalpha"
+    );
+
+    let dst = depot.data("out").join("dst");
+    let out = depot.ctl(&[
+        "copy-out",
+        "copy",
+        "/home/vcap/in/",
+        dst.to_str().unwrap(),
+        "--owner",
+        "nobody:nogroup",
+    ]);
+    assert_ok(&out, "copy-out");
+    let meta = |p: &str| fs::symlink_metadata(dst.join(p)).unwrap();
+    assert_eq!(meta("a").mode() & 0o7777, 0o754);
+    assert_eq!(meta("sub").mode() & 0o7777, 0o710);
+    assert_eq!(fs::read_link(dst.join("link")).unwrap(), Path::new("a"));
+    assert_eq!(fs::read_to_string(dst.join("sub/b")).unwrap(), "beta");
+    assert_ne!(
+        meta("a").ino(),
+        meta("hard").ino(),
+        "hard link not materialized"
+    );
+    for p in ["a", "hard", "sub", "sub/b", "link"] {
+        assert_eq!(meta(p).uid(), 65534, "{p} owner");
+        assert_eq!(meta(p).gid(), 65534, "{p} group");
+    }
+
+    let out = depot.ctl(&["copy-in", "copy", "/no/such/path", "/tmp/x"]);
+    assert_code(&out, 6, "copy-in of a missing source");
+    c.destroy();
+}
+
+#[test]
+fn bind_mounts_ro_and_rw() {
+    let Some(depot) = TestDepot::new("bind") else {
+        return;
+    };
+    let ro = depot.data("ro-src");
+    let rw = depot.data("rw-src");
+    fs::write(ro.join("file"), "from the host").unwrap();
+    let c = depot.create(
+        "bind",
+        &[
+            "--bind-mount",
+            &format!("{}:/data/ro:ro", ro.display()),
+            "--bind-mount",
+            &format!("{}:/data/rw:rw", rw.display()),
+        ],
+    );
+    assert_eq!(c.sh("cat /data/ro/file"), "from the host");
+    let out = c.run_root(&["touch", "/data/ro/new"]);
+    assert!(!out.status.success(), "a read-only bind mount was written");
+    assert!(!ro.join("new").exists());
+    let out = c.run_root(&["sh", "-c", "echo written > /data/rw/new"]);
+    assert_ok(&out, "write to the rw bind mount");
+    assert_eq!(fs::read_to_string(rw.join("new")).unwrap(), "written\n");
+    c.destroy();
+    // The sources are untouched by destroy.
+    assert_eq!(
+        fs::read_to_string(ro.join("file")).unwrap(),
+        "from the host"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_cleanly() {
+    let Some(depot) = TestDepot::new("badinput") else {
+        return;
+    };
+    let rootfs = paths::rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    let pool = depot.pool.clone();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["create", "--pool-network", &pool, "--rootfs", rootfs];
+        args.extend_from_slice(extra);
+        depot.ctl(&args)
+    };
+    let entries = || {
+        let mut names: Vec<String> = fs::read_dir(&depot.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    };
+
+    for handle in ["a/b", "..", "x..y", "bad\u{1}name", "with space", ".hidden"] {
+        let out = create(&["--handle", handle]);
+        assert_code(&out, 5, handle);
+        assert_one_line_error(&out);
+    }
+    let out = depot.ctl(&["create", "--rootfs", "/no/such/rootfs", "--handle", "x"]);
+    assert_code(&out, 6, "missing rootfs");
+    assert_one_line_error(&out);
+    let out = create(&["--handle", "x", "--bind-mount", "/no/such/src:/data"]);
+    assert_code(&out, 6, "missing bind mount source");
+    assert_one_line_error(&out);
+    let out = create(&["--handle", "x", "--bind-mount", "relative:/data"]);
+    assert_code(&out, 5, "relative bind mount source");
+    assert_eq!(entries(), Vec::<String>::new(), "something was left");
+
+    for args in [
+        vec!["info", "nope"],
+        vec!["destroy", "nope"],
+        vec!["stop", "nope"],
+        vec!["link", "nope", "1"],
+        vec!["run", "nope", "--", "true"],
+    ] {
+        let out = depot.ctl(&args);
+        assert_code(&out, 3, &args.join(" "));
+        assert_one_line_error(&out);
+    }
+
+    let c = depot.create("dup", &[]);
+    let out = create(&["--handle", "dup"]);
+    assert_code(&out, 4, "duplicate handle");
+    assert_one_line_error(&out);
+    for job in ["99", "x", "../1"] {
+        let out = depot.ctl(&["link", "dup", job]);
+        assert_code(&out, 7, "unknown job");
+        assert_one_line_error(&out);
+    }
+    let out = depot.ctl(&["run", "dup", "--rlimit", "bogus=1", "--", "true"]);
+    assert_code(&out, 5, "bad rlimit");
+    let out = depot.ctl(&[
+        "create",
+        "--handle",
+        "y",
+        "--pool-network",
+        &pool,
+        "--rootfs",
+        rootfs,
+        "--network",
+        "10.1.2.3",
+    ]);
+    assert_code(&out, 5, "network outside the pool");
+    assert_eq!(entries(), vec!["dup".to_string()]);
+    c.destroy();
+}
+
+#[test]
+fn a_failed_create_is_undone() {
+    let Some(depot) = TestDepot::new("undo") else {
+        return;
+    };
+    // A rootfs without /bin/sh: setup and the first hooks succeed, the hook
+    // run inside the container cannot, so start fails after cgroups, veth
+    // and iptables chains exist.
+    let rootfs = depot.data("empty-rootfs");
+    for d in ["etc", "dev", "proc", "sbin", "mnt", "tmp", "home"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    let out = depot.ctl(&[
+        "create",
+        "--handle",
+        "undo",
+        "--pool-network",
+        &depot.pool,
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+    ]);
+    assert_code(&out, 10, "create on a rootfs without a shell");
+    assert_one_line_error(&out);
+    let err = stderr(&out);
+    let id = err
+        .split("container id ")
+        .nth(1)
+        .and_then(|s| s.split([',', ')']).next())
+        .unwrap_or_else(|| panic!("no container id in {err:?}"))
+        .to_string();
+    assert_gone(&depot, "undo", &id);
+}
+
+#[test]
+fn concurrent_creates_get_distinct_resources() {
+    let Some(depot) = TestDepot::new("concurrent") else {
+        return;
+    };
+    let rootfs = paths::rootfs();
+    // One container asks for a given address; the others take from the pool.
+    let prefix = depot.pool.trim_end_matches("0/24").to_string();
+    let wanted = format!("{prefix}9");
+    let children: Vec<(String, Child)> = (0..4)
+        .map(|i| {
+            let handle = format!("conc-{i}");
+            let mut command = depot.command();
+            command.args([
+                "create",
+                "--handle",
+                &handle,
+                "--pool-network",
+                &depot.pool,
+                "--rootfs",
+                rootfs.to_str().unwrap(),
+            ]);
+            if i == 0 {
+                command.args(["--network", &wanted]);
+            }
+            let child = command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (handle, child)
+        })
+        .collect();
+    let mut seen_ips = Vec::new();
+    let mut seen_ids = Vec::new();
+    for (handle, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert_ok(&out, &format!("concurrent create {handle}"));
+        let info = depot.ctl(&["info", &handle, "--json"]);
+        assert_ok(&info, "info");
+        let info = stdout(&info);
+        let ip = json_str(&info, "container_ip").unwrap();
+        if handle == "conc-0" {
+            assert_eq!(ip, format!("{prefix}10"), "--network was not honoured");
+        }
+        seen_ips.push(ip);
+        seen_ids.push(json_str(&info, "id").unwrap());
+    }
+    let mut ips = seen_ips.clone();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 4, "addresses handed out twice: {seen_ips:?}");
+    let mut uids = Vec::new();
+    for (i, id) in seen_ids.into_iter().enumerate() {
+        let c = Container {
+            depot: &depot,
+            handle: format!("conc-{i}"),
+            id,
+        };
+        uids.push(c.sh("id -u"));
+        c.destroy();
+    }
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 4, "uids handed out twice");
+    let list = depot.ctl(&["list"]);
+    assert_eq!(stdout(&list), "");
+}
+
+#[test]
+fn limits_and_egress_rules() {
+    let Some(depot) = TestDepot::new("limits") else {
+        return;
+    };
+    let c = depot.create("limits", &[]);
+    let out = depot.ctl(&["limit-memory", "limits", "--limit", "67108864"]);
+    assert_ok(&out, "limit-memory");
+    assert_eq!(stdout(&out), "67108864\n");
+    let out = depot.ctl(&["limit-cpu", "limits", "--shares", "512"]);
+    assert_ok(&out, "limit-cpu");
+    // v1 prints the shares; v2 the weight they convert to.
+    assert!(
+        ["512\n", "20\n"].contains(&stdout(&out).as_str()),
+        "{}",
+        stdout(&out)
+    );
+    let out = depot.ctl(&["limit-cpu", "limits", "--shares", "1"]);
+    assert_code(&out, 5, "shares out of range");
+
+    let out = depot.ctl(&[
+        "limit-bandwidth",
+        "limits",
+        "--rate",
+        "125000",
+        "--burst",
+        "10000",
+    ]);
+    assert_ok(&out, "limit-bandwidth");
+    let qdiscs = run_text("tc", &["qdisc", "show", "dev", &format!("w-{}-0", c.id)]);
+    assert!(
+        qdiscs.contains("tbf") && qdiscs.contains("rate 1Mbit"),
+        "{qdiscs}"
+    );
+
+    let network = depot.pool.replace(".0/24", ".128/25");
+    let out = depot.ctl(&[
+        "net-out",
+        "limits",
+        "--network",
+        &network,
+        "--port",
+        "80:90",
+    ]);
+    assert_ok(&out, "net-out");
+    let rules = run_text("iptables", &["-w", "-S", &format!("warden-i-{}", c.id)]);
+    assert!(
+        rules.contains(&format!("-d {network}")) && rules.contains("--dports 80:90"),
+        "{rules}"
+    );
+    let out = depot.ctl(&["net-out", "limits", "--protocol", "bogus", "--port", "1"]);
+    assert_code(&out, 5, "bad protocol");
+    c.destroy();
+}

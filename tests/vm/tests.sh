@@ -1,0 +1,497 @@
+#!/bin/sh
+# The integration tests run inside the cgroup v2 VM (POSIX sh; busybox plus
+# the host tools run.sh put in the image). Started by tests/vm/init.sh.
+#
+#   tests.sh              run every test, report, print VMTEST-DONE
+#   tests.sh --one NAME   run test NAME alone (exit status = result)
+#
+# Each test runs as its own process under a hard per-test timeout; its
+# output goes to the console, and one line `VMTEST <name> PASS|FAIL <detail>`
+# goes to the results channel ($VMTEST_RESULTS) and the console. Tests that
+# share a container run in order and find it through $STATE.
+#
+# Environment (from the kernel command line, see init.sh): VMTEST_RESULTS,
+# VMTEST_ONLY (comma separated names), VMTEST_INJECT (fail: add a probe that
+# fails; hang: never finish, for the harness's self-test),
+# VMTEST_TEST_TIMEOUT (seconds per test).
+#
+# shellcheck disable=SC2016 # the single-quoted scripts run in the container
+
+BIN=${VMTEST_BIN:-/opt/warden/bin}
+ROOTFS=${VMTEST_ROOTFS:-/opt/warden/rootfs}
+STATE=${VMTEST_STATE:-/run/vmtest}
+CG=/sys/fs/cgroup
+export WARDEN_DEPOT=/var/lib/warden
+export WARDEN_BIN_DIR="$BIN"
+export WARDEN_SCRIPTS_DIR=/opt/warden/setup-scripts
+export WARDEN_ROOTFS="$ROOTFS"
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+TESTS="cgroup2-only
+wshd-start wshd-exit-codes wshd-stdio wshd-users wshd-tty wshd-fds wshd-teardown
+wardenctl-setup wardenctl-create wardenctl-run wardenctl-spawn-link pids-max
+wardenctl-stop wardenctl-destroy wardenctl-two-containers"
+
+fail() {
+  echo "$*" >&2
+  exit 1
+}
+
+# expect WHAT GOT WANT
+expect() {
+  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+
+# The words of $1 on one line.
+words() {
+  printf '%s' "$1" | tr -s '\n\t ' '   ' | sed 's/^ //; s/ $//'
+}
+
+# Output and exit status of a command, as "OUT" and $rc.
+capture() {
+  out=$("$@" 2> "$STATE/stderr")
+  rc=$?
+  err=$(cat "$STATE/stderr")
+}
+
+# ------------------------------------------------------------ the host
+
+t_cgroup2_only() {
+  mounts=$(awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 " " $3 }' /proc/self/mounts)
+  expect "cgroup mounts" "$mounts" "/sys/fs/cgroup cgroup2"
+  for c in cpu memory pids io; do
+    grep -qw "$c" "$CG/cgroup.subtree_control" || fail "controller $c is not enabled in $CG"
+  done
+  # cgroup_no_v1=all: no v1 hierarchy can be made, as on a v2-only host.
+  mkdir -p /tmp/v1
+  if mount -t cgroup -o memory cgroup /tmp/v1 2> /dev/null; then
+    umount /tmp/v1
+    fail "a cgroup v1 memory hierarchy could still be mounted"
+  fi
+  grep -q overlay /proc/filesystems || fail "no overlay filesystem"
+  echo "cgroup2 only, controllers: $(cat "$CG/cgroup.subtree_control")"
+}
+
+t_injected_failing_probe() {
+  expect "injected probe (meant to fail)" "1" "2"
+}
+
+# ------------------------------------------------- wshd/wsh, hand-made
+
+# A container built by hand as tests/src/container.rs does: minimal hooks,
+# the overlay mounted in wshd's own mount namespace, no cgroups.
+W=/tmp/wshd-vm
+
+wsh() {
+  "$BIN/wsh" --socket "$W/run/wshd.sock" "$@"
+}
+
+need_wshd() {
+  [ -S "$W/run/wshd.sock" ] || fail "no hand-made container (wshd-start failed)"
+}
+
+t_wshd_start() {
+  rm -rf "$W"
+  mkdir -p "$W/run" "$W/lib" "$W/mnt" "$W/upper" "$W/work"
+  cat > "$W/lib/hook-parent-before-clone.sh" << EOF
+#!/bin/sh
+set -e
+cd "\$(dirname "\$0")/.."
+mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=\$PWD/upper,workdir=\$PWD/work" mnt
+cp "$BIN/wshd" mnt/sbin/wshd
+chmod 0755 mnt/sbin/wshd
+rm -rf mnt/dev
+mkdir -p mnt/dev/pts mnt/dev/shm mnt/proc
+mknod -m 0666 mnt/dev/null c 1 3
+mknod -m 0666 mnt/dev/zero c 1 5
+mknod -m 0666 mnt/dev/urandom c 1 9
+mknod -m 0666 mnt/dev/tty c 5 0
+ln -s pts/ptmx mnt/dev/ptmx
+EOF
+  cat > "$W/lib/hook-parent-after-clone.sh" << 'EOF'
+#!/bin/sh
+set -e
+cd "$(dirname "$0")/.."
+echo "$PID" > run/wshd.pid
+EOF
+  printf '#!/bin/sh\nexit 0\n' > "$W/lib/hook-child-before-pivot.sh"
+  cat > "$W/lib/hook-child-after-pivot.sh" << 'EOF'
+#!/bin/sh
+set -e
+mount -t proc proc /proc
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+hostname vmbox
+EOF
+  chmod 0755 "$W"/lib/*.sh
+  "$BIN/wshd" --run "$W/run" --lib "$W/lib" --root "$W/mnt" --title "wshd: vm" \
+    < /dev/null > "$W/run/wshd.out.log" 2> "$W/run/wshd.err.log" ||
+    fail "wshd exited with $?: $(tail -n 3 "$W/run/wshd.err.log")"
+  pid=$(cat "$W/run/wshd.pid") || fail "no run/wshd.pid"
+  readlink "/proc/$pid/ns/pid" > "$W/pidns" || fail "container init $pid is not running"
+  [ -S "$W/run/wshd.sock" ] || fail "no run/wshd.sock"
+  capture wsh hostname
+  expect "hostname" "$out" "vmbox"
+  capture wsh cat /proc/1/cmdline
+  case "$out" in *wshd*) ;; *) fail "pid 1 in the container is not wshd: $out" ;; esac
+  # The host's mount table never sees the overlay.
+  ! grep -q "$W/mnt" /proc/self/mountinfo || fail "the container's overlay is mounted on the host"
+}
+
+t_wshd_exit_codes() {
+  need_wshd
+  capture wsh true
+  expect "true" "$rc" 0
+  capture wsh false
+  expect "false" "$rc" 1
+  capture wsh sh -c 'exit 7'
+  expect "exit 7" "$rc" 7
+  capture wsh sh -c 'kill -KILL $$'
+  expect "killed by SIGKILL (v1: 255)" "$rc" 255
+  capture wsh /no/such/program
+  expect "exec failure" "$rc" 255
+}
+
+t_wshd_stdio() {
+  need_wshd
+  out=$(printf 'line one\nline two\n' | wsh cat)
+  expect "stdin to stdout" "$out" "line one
+line two"
+  wsh sh -c 'echo to-out; echo to-err >&2; exit 3' > "$STATE/o" 2> "$STATE/e"
+  expect "exit" "$?" 3
+  expect "stdout" "$(cat "$STATE/o")" "to-out"
+  expect "stderr" "$(cat "$STATE/e")" "to-err"
+  # 1 MiB through the pipes, both ways.
+  head -c 1048576 /dev/urandom > "$STATE/big"
+  wsh cat < "$STATE/big" > "$STATE/big.out"
+  cmp -s "$STATE/big" "$STATE/big.out" || fail "1 MiB through wsh cat came back different"
+}
+
+t_wshd_users() {
+  need_wshd
+  capture wsh id -u
+  expect "root uid" "$out" 0
+  capture wsh --user vcap id -u
+  expect "vcap uid" "$out" 10000
+  capture wsh --user vcap id -g
+  expect "vcap gid" "$out" 10000
+  capture wsh --user vcap sh -c 'echo "$HOME:$USER:$(pwd):$PATH"'
+  expect "vcap environment" "$out" "/home/vcap:vcap:/home/vcap:/bin:/usr/bin"
+  capture wsh sh -c 'echo "$HOME:$USER:$PATH"'
+  expect "root environment" "$out" "/root:root:/sbin:/bin:/usr/sbin:/usr/bin"
+  capture wsh --user nosuchuser true
+  expect "unknown user" "$rc" 255
+}
+
+# script(1) gives wsh a terminal. Its stdin is a FIFO held open for read and
+# write, never at EOF: at EOF script writes an end-of-file character to the
+# terminal, and wsh (rightly) forwards it, which would show up as a stray ^@.
+in_tty() {
+  [ -p "$STATE/tty-in" ] || mkfifo "$STATE/tty-in"
+  script -qec "$1" /dev/null 8<> "$STATE/tty-in" <&8 8<&- | tr -d '\r'
+}
+
+t_wshd_tty() {
+  need_wshd
+  capture wsh tty
+  expect "tty without a terminal" "$out" "not a tty"
+  out=$(in_tty "$BIN/wsh --socket $W/run/wshd.sock tty")
+  case "$out" in /dev/pts/*) ;; *) fail "tty under a terminal: got '$out'" ;; esac
+  rc=$(in_tty "$BIN/wsh --socket $W/run/wshd.sock sh -c 'exit 4'; echo \$?")
+  expect "exit code through the tty" "$rc" 4
+  out=$(in_tty "$BIN/wsh --socket $W/run/wshd.sock --user vcap id -u")
+  expect "vcap under a tty" "$out" 10000
+}
+
+t_wshd_fds() {
+  need_wshd
+  # `; :` keeps the shell alive, so $$ is the shell and not ls.
+  capture wsh sh -c 'ls /proc/$$/fd; :'
+  expect "descriptors of a pipe-mode process" "$(words "$out")" "0 1 2"
+  # Open descriptors of the caller never reach the container.
+  exec 7< /etc/passwd
+  capture wsh sh -c 'ls /proc/$$/fd; :'
+  exec 7<&-
+  expect "descriptors with fd 7 open in the caller" "$(words "$out")" "0 1 2"
+  out=$(in_tty "$BIN/wsh --socket $W/run/wshd.sock sh -c 'ls /proc/\$\$/fd; :'")
+  expect "descriptors of a tty-mode process" "$(words "$out")" "0 1 2"
+}
+
+t_wshd_teardown() {
+  need_wshd
+  pid=$(cat "$W/run/wshd.pid")
+  ns=$(cat "$W/pidns")
+  kill -KILL "$pid"
+  i=0
+  while [ -d "/proc/$pid" ] && [ $i -lt 100 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  left=""
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/ns/pid" 2> /dev/null)" = "$ns" ] && left="$left ${p#/proc/}"
+  done
+  [ -z "$left" ] || fail "processes left in the container:$left"
+  ! grep -q "$W" /proc/self/mountinfo || fail "mounts left: $(grep "$W" /proc/self/mountinfo)"
+  rm -rf "$W" || fail "cannot remove $W"
+}
+
+# --------------------------------------- wardenctl and the setup scripts
+
+ctl() {
+  "$BIN/wardenctl" "$@"
+}
+
+# The instance id of handle vm1, saved by wardenctl-create.
+need_vm1() {
+  [ -s "$STATE/vm1.id" ] || fail "no container vm1 (wardenctl-create failed)"
+  id=$(cat "$STATE/vm1.id")
+  cg=$CG/instance-$id
+  path=$WARDEN_DEPOT/vm1
+  wshd_pid=$(cat "$path/run/wshd.pid" 2> /dev/null)
+}
+
+json_str() { # KEY JSON
+  printf '%s' "$2" | sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"
+}
+
+# Processes in the container's cgroup other than wshd.
+others() {
+  for p in $(cat "$cg/cgroup.procs"); do
+    [ "$p" = "$wshd_pid" ] || echo "$p"
+  done
+}
+
+t_wardenctl_setup() {
+  capture ctl setup
+  expect "wardenctl setup exit ($err)" "$rc" 0
+  for c in cpu memory pids io; do
+    grep -qw "$c" "$CG/cgroup.subtree_control" || fail "after setup, controller $c is not enabled in $CG"
+  done
+  iptables -w -S FORWARD | grep -q warden-forward || fail "no warden-forward hook in FORWARD: $(iptables -w -S FORWARD 2>&1)"
+}
+
+t_wardenctl_create() {
+  capture ctl create --handle vm1
+  expect "wardenctl create exit ($err)" "$rc" 0
+  expect "create prints the handle" "$out" vm1
+  capture ctl info vm1 --json
+  expect "wardenctl info exit ($err)" "$rc" 0
+  echo "info: $out"
+  id=$(json_str id "$out")
+  [ -n "$id" ] || fail "no id in info: $out"
+  echo "$id" > "$STATE/vm1.id"
+  need_vm1
+  { [ -n "$wshd_pid" ] && [ -d "/proc/$wshd_pid" ]; } || fail "wshd of vm1 is not running (pid '$wshd_pid')"
+  [ -d "$cg" ] || fail "no cgroup $cg; cgroups: $(ls -d $CG/*/)"
+  for c in cpu memory pids io; do
+    grep -qw "$c" "$cg/cgroup.controllers" ||
+      fail "controller $c missing in $cg/cgroup.controllers ($(cat "$cg/cgroup.controllers"))"
+  done
+  grep -qx "$wshd_pid" "$cg/cgroup.procs" || fail "wshd $wshd_pid is not in $cg/cgroup.procs"
+  expect "wshd's cgroup" "$(cat "/proc/$wshd_pid/cgroup")" "0::/instance-$id"
+  [ -e "/sys/class/net/w-$id-0" ] || fail "no host veth w-$id-0"
+}
+
+t_wardenctl_run() {
+  need_vm1
+  capture ctl run vm1 -- echo hello
+  expect "run echo ($err)" "$rc" 0
+  expect "run echo output" "$out" hello
+  capture ctl run vm1 -- sh -c 'exit 3'
+  expect "run exit code" "$rc" 3
+  capture ctl run vm1 -- id -u
+  expect "run as vcap" "$out" 10000
+  capture ctl run vm1 --privileged -- id -u
+  expect "run privileged" "$out" 0
+  capture ctl run vm1 -- cat /proc/self/cgroup
+  expect "a job's cgroup as seen inside" "$out" "0::/instance-$id"
+  capture ctl run vm1 -- hostname
+  expect "hostname" "$out" "$id"
+}
+
+t_wardenctl_spawn_link() {
+  need_vm1
+  capture ctl spawn vm1 -- sh -c 'echo spawned; echo to-err >&2; exit 5'
+  expect "spawn ($err)" "$rc" 0
+  job=$out
+  case "$job" in '' | *[!0-9]*) fail "spawn printed no job id: '$job'" ;; esac
+  capture ctl link vm1 "$job"
+  expect "link exit code" "$rc" 5
+  expect "link stdout" "$out" spawned
+  expect "link stderr" "$err" to-err
+  # A running job is in the container's cgroup.
+  capture ctl spawn vm1 -- sleep 300
+  expect "spawn sleep ($err)" "$rc" 0
+  echo "$out" > "$STATE/sleep.job"
+  i=0
+  found=""
+  while [ -z "$found" ] && [ $i -lt 50 ]; do
+    for p in $(others); do
+      [ "$(cat "/proc/$p/comm" 2> /dev/null)" = sleep ] && found=$p
+    done
+    [ -n "$found" ] || sleep 0.1
+    i=$((i + 1))
+  done
+  [ -n "$found" ] || fail "the spawned sleep is not in $cg/cgroup.procs ($(tr '\n' ' ' < "$cg/cgroup.procs"))"
+}
+
+t_pids_max() {
+  need_vm1
+  [ -f "$cg/pids.max" ] || fail "no pids.max in $cg (pids controller not enabled for the container)"
+  cur=$(cat "$cg/pids.current")
+  limit=$((cur + 6))
+  echo "$limit" > "$cg/pids.max" || fail "cannot write pids.max"
+  events0=$(awk '$1 == "max" { print $2 }' "$cg/pids.events")
+  capture ctl run vm1 -- sh -c 'i=0; while [ $i -lt 20 ]; do sleep 60 & i=$((i + 1)); echo $i; done'
+  started=$(echo "$out" | tail -n 1)
+  peak=$(cat "$cg/pids.current")
+  events1=$(awk '$1 == "max" { print $2 }' "$cg/pids.events")
+  echo max > "$cg/pids.max"
+  for p in $(others); do
+    [ "$(cat "/proc/$p/comm" 2> /dev/null)" = sleep ] && [ "$(tr '\0' ' ' < "/proc/$p/cmdline")" = "sleep 60 " ] &&
+      kill -KILL "$p"
+  done
+  echo "limit $limit, started $started sleeps, pids.current after: $peak, pids.events max: $events0 -> $events1"
+  [ "$rc" != 0 ] || fail "20 forks under pids.max=$limit all succeeded (started $started)"
+  [ "${started:-0}" -lt 20 ] || fail "all 20 sleeps started under pids.max=$limit"
+  [ "$peak" -le "$limit" ] || fail "pids.current $peak is above pids.max $limit"
+  [ "$events1" -gt "$events0" ] || fail "pids.events max did not count the refused forks ($events0 -> $events1)"
+}
+
+t_wardenctl_stop() {
+  need_vm1
+  [ -n "$(others)" ] || fail "nothing but wshd runs in vm1 before stop (the spawned sleep is gone)"
+  capture ctl stop vm1
+  expect "stop ($err)" "$rc" 0
+  expect "processes after stop" "$(others | tr '\n' ' ')" ""
+  [ -d "/proc/$wshd_pid" ] || fail "stop killed wshd"
+  capture ctl info vm1 --json
+  expect "state after stop" "$(json_str state "$out")" stopped
+}
+
+# What a destroyed container with instance id $1 and path $2 may have left:
+# its directory, cgroup, veths, mounts, iptables chains; with "all", also
+# any container, cgroup, veth or helper process at all. Sets $left.
+leftovers() {
+  left=""
+  [ ! -e "$2" ] || left="$left; $2 still exists"
+  [ ! -e "$CG/instance-$1" ] || left="$left; cgroup $CG/instance-$1"
+  [ ! -e "/sys/class/net/w-$1-0" ] || left="$left; interface w-$1-0"
+  ! grep -q "$2" /proc/self/mountinfo || left="$left; mounts $(grep "$2" /proc/self/mountinfo)"
+  chains=$(iptables -w -S 2> /dev/null | grep -c "warden-i-$1" || true)
+  nat=$(iptables -w -t nat -S 2> /dev/null | grep -c "warden-i-$1" || true)
+  [ "$chains$nat" = 00 ] || left="$left; iptables rules naming warden-i-$1"
+  [ "${3:-}" = all ] || return 0
+  [ -z "$(ctl list)" ] || left="$left; wardenctl list: $(ctl list | tr '\n' ' ')"
+  for d in "$CG"/instance-*; do
+    [ -e "$d" ] && left="$left; cgroup $d"
+  done
+  links=$(ip -o link show | awk -F': ' '$2 ~ /^w-/ { print $2 }' | tr '\n' ' ')
+  [ -z "$links" ] || left="$left; interfaces $links"
+  ! grep -q "$WARDEN_DEPOT/" /proc/self/mountinfo ||
+    left="$left; mounts $(grep "$WARDEN_DEPOT/" /proc/self/mountinfo)"
+  for p in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' < "$p/cmdline" 2> /dev/null)
+    case "$cmd" in *wshd* | *iomux* | *"sleep 300"*) left="$left; process ${p#/proc/} ($cmd)" ;; esac
+  done
+  return 0
+}
+
+t_wardenctl_destroy() {
+  need_vm1
+  capture ctl destroy vm1
+  expect "destroy ($err)" "$rc" 0
+  leftovers "$id" "$path" all
+  [ -z "$left" ] || fail "left behind${left}"
+  rm -f "$STATE/vm1.id"
+}
+
+# Two containers at once; one destroyed while its jobs (and their children)
+# still run, without a stop first: the other one is untouched.
+t_wardenctl_two_containers() {
+  for h in vm2 vm3; do
+    capture ctl create --handle "$h"
+    expect "create $h ($err)" "$rc" 0
+  done
+  id2=$(json_str id "$(ctl info vm2 --json)")
+  id3=$(json_str id "$(ctl info vm3 --json)")
+  [ -n "$id2" ] && [ -n "$id3" ] && [ "$id2" != "$id3" ] || fail "ids '$id2' and '$id3'"
+  capture ctl spawn vm2 -- sh -c 'sleep 300 & sleep 300 & sleep 300'
+  expect "spawn in vm2 ($err)" "$rc" 0
+  capture ctl spawn vm2 --privileged -- sleep 300
+  expect "privileged spawn in vm2 ($err)" "$rc" 0
+  i=0
+  while [ "$(wc -l < "$CG/instance-$id2/cgroup.procs")" -lt 5 ] && [ $i -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+  done
+  n=$(wc -l < "$CG/instance-$id2/cgroup.procs")
+  [ "$n" -ge 5 ] || fail "vm2's cgroup holds $n processes, want wshd and 4 sleeps"
+  expect "vm3's cgroup (wshd only)" "$(wc -l < "$CG/instance-$id3/cgroup.procs")" 1
+  # The probe sees a live container (so its silence below means something).
+  leftovers "$id2" "$WARDEN_DEPOT/vm2" all
+  for thing in "cgroup $CG/instance-$id2" "interface w-$id2-0" "warden-i-$id2" "process"; do
+    case "$left" in *"$thing"*) ;; *) fail "leftovers does not see vm2's $thing while it runs: $left" ;; esac
+  done
+  capture ctl destroy vm2
+  expect "destroy busy vm2 ($err)" "$rc" 0
+  leftovers "$id2" "$WARDEN_DEPOT/vm2"
+  [ -z "$left" ] || fail "vm2 left behind${left}"
+  capture ctl run vm3 -- echo still-here
+  expect "vm3 after vm2's destroy ($err)" "$out" still-here
+  [ -d "$CG/instance-$id3" ] || fail "vm3's cgroup went with vm2"
+  capture ctl destroy vm3
+  expect "destroy vm3 ($err)" "$rc" 0
+  leftovers "$id3" "$WARDEN_DEPOT/vm3" all
+  [ -z "$left" ] || fail "left behind${left}"
+}
+
+# -------------------------------------------------------------- runner
+
+if [ "${1:-}" = --one ]; then
+  mkdir -p "$STATE"
+  fn=t_$(echo "$2" | tr '-' '_')
+  "$fn" || fail "$fn returned $?"
+  exit 0
+fi
+
+RESULTS=${VMTEST_RESULTS:-/dev/null}
+TEST_TIMEOUT=${VMTEST_TEST_TIMEOUT:-240}
+[ -n "$TEST_TIMEOUT" ] || TEST_TIMEOUT=240
+mkdir -p "$STATE"
+list=$TESTS
+# VMTEST_ONLY names the tests to run, in its order (any t_ function here).
+[ -z "${VMTEST_ONLY:-}" ] || list=$(echo "$VMTEST_ONLY" | tr ',' ' ')
+[ "${VMTEST_INJECT:-}" = fail ] && list="$list injected-failing-probe"
+
+passed=0
+failed=0
+for t in $list; do
+  echo "=== $t"
+  timeout -s KILL "$TEST_TIMEOUT" sh "$0" --one "$t" < /dev/null > "$STATE/log" 2>&1
+  rc=$?
+  sed 's/^/    /' "$STATE/log"
+  if [ "$rc" = 0 ]; then
+    line="VMTEST $t PASS"
+    passed=$((passed + 1))
+  else
+    if [ "$rc" = 137 ]; then
+      detail="timed out after ${TEST_TIMEOUT}s"
+    else
+      detail=$(grep -v '^[[:space:]]*$' "$STATE/log" | tail -n 1 | tr -d '\r' | cut -c1-300)
+      detail="${detail:-exit $rc}"
+    fi
+    line="VMTEST $t FAIL $detail"
+    failed=$((failed + 1))
+  fi
+  echo "$line"
+  echo "$line" >> "$RESULTS"
+done
+
+if [ "${VMTEST_INJECT:-}" = hang ]; then
+  echo "vmtest: hanging on purpose (harness self-test)"
+  while :; do sleep 3600; done
+fi
+echo "VMTEST-DONE $passed $failed"
+echo "VMTEST-DONE $passed $failed" >> "$RESULTS"
