@@ -7,7 +7,7 @@ TARGET := x86_64-unknown-linux-gnu
 RELEASE := target/$(TARGET)/release
 ROOTFS ?= target/rootfs/busybox
 
-.PHONY: deps build rootfs demo test test-vm lint clean
+.PHONY: deps build rootfs demo test test-vm torture fuzz bench lint clean
 
 deps:
 	scripts/install-deps.sh
@@ -35,6 +35,13 @@ test: deps lint build rootfs
 # under qemu; see tests/vm/README.md.
 test-vm: deps build rootfs
 	tests/vm/run.sh
+
+# Malformed requests by the ten thousand, kill/re-link rounds, fuzzing.
+torture: deps build rootfs
+	WARDEN_TEST_ROOTFS=$(CURDIR)/$(ROOTFS) WARDEN_BIN_DIR=$(CURDIR)/$(RELEASE) tests/torture.sh
+
+fuzz: deps
+	tests/fuzz.sh
 
 clean:
 	$(CARGO) clean

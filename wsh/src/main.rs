@@ -103,6 +103,7 @@ fn run() -> i32 {
                     return EXIT_FAILURE;
                 }
             }
+            pump::widen_pipe(child_out.as_fd());
             // A closed stdin is an empty one.
             if is_open(stdin) {
                 pairs.push(Pair::new(End::Std(stdin), End::Owned(child_in), true));

@@ -19,6 +19,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// Upper bound on one splice; the kernel moves what the pipe holds.
 const SPLICE_CHUNK: usize = 1 << 20;
+/// Transfers tried on one ready pair before polling again.
+const BURST: usize = 16;
 /// Buffer for the read/write fallback.
 const COPY_CHUNK: usize = 64 * 1024;
 
@@ -255,14 +257,19 @@ pub fn run(
                     continue;
                 }
             }
-            match p.step()? {
-                Step::Moved => {}
-                Step::Eof => p.finish(),
-                Step::WouldBlock => {
-                    if draining && !p.blocked_on_dst {
-                        p.finish();
+            // Keep moving while data flows: one poll per burst rather than
+            // one per pipe-full.
+            for _ in 0..BURST {
+                match p.step()? {
+                    Step::Moved => continue,
+                    Step::Eof => p.finish(),
+                    Step::WouldBlock => {
+                        if draining && !p.blocked_on_dst {
+                            p.finish();
+                        }
                     }
                 }
+                break;
             }
         }
         if let Some(slot) = exit_slot {
@@ -296,4 +303,13 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> nix::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
     fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
+}
+
+/// Size wsh asks for on the process's stdout pipe: fewer, larger splices
+/// and wake-ups when output streams. Best effort; the kernel may refuse.
+const WIDE_PIPE: i32 = 1 << 20;
+
+pub fn widen_pipe(fd: BorrowedFd<'_>) {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(WIDE_PIPE));
 }

@@ -98,6 +98,9 @@ fn pidfd_open(pid: i32) -> Result<OwnedFd, SpawnError> {
 /// Raw pointer views of the plan, built before the fork.
 struct Prepared<'a> {
     go_r: RawFd,
+    /// The daemon's end of the go pipe, which the fork duplicated into the
+    /// child: the child closes it first, or it would never see EOF.
+    go_w: RawFd,
     stdio: [RawFd; 3],
     tty: bool,
     refuse: Option<&'a [u8]>,
@@ -149,6 +152,7 @@ pub fn spawn(action: &Action, tty: bool, want_pidfd: bool) -> Result<Spawned, Sp
     };
     let mut prep = Prepared {
         go_r: go_r.as_raw_fd(),
+        go_w: go_w.as_raw_fd(),
         stdio,
         tty,
         refuse,
@@ -231,6 +235,10 @@ fn child_main(p: &mut Prepared) -> ! {
     // SAFETY (whole function): only async-signal-safe system calls on
     // memory prepared before the fork; every path ends in execve or _exit.
     unsafe {
+        // The daemon's copy must be the only write end, so that dropping it
+        // unwritten (the client vanished) ends this child with EOF instead
+        // of leaving it blocked forever on its own descriptor.
+        libc::close(p.go_w);
         let mut go = 0u8;
         loop {
             let n = libc::read(p.go_r, (&mut go as *mut u8).cast(), 1);
@@ -377,6 +385,48 @@ mod tests {
         assert_eq!(decimal(0, &mut b), b"0");
         assert_eq!(decimal(7, &mut b), b"7");
         assert_eq!(decimal(u64::MAX, &mut b), b"18446744073709551615");
+    }
+
+    /// Regression (torture_wshd): a child whose client vanished before the
+    /// response was sent waited forever on the go pipe, because it held a
+    /// copy of the pipe's write end itself, and kept every descriptor the
+    /// daemon had at fork time (other clients' sockets and pipes) open.
+    #[test]
+    fn dropping_go_unwritten_ends_the_child() {
+        for tty in [false, true] {
+            let action = Action::Refuse(b"never shown\n".to_vec());
+            let spawned = match spawn(&action, tty, false) {
+                Ok(s) => s,
+                // No /dev/ptmx to use here (a sandbox): pipes still count.
+                Err(SpawnError::Ptmx(_)) if tty => continue,
+                Err(e) => panic!("spawn: {e}"),
+            };
+            let pid = spawned.pid;
+            drop(spawned);
+            let mut status: libc::c_int = 0;
+            let mut reaped = 0;
+            // A hang guard, not a speed assertion: the child only has to
+            // notice EOF and _exit.
+            for _ in 0..2000 {
+                // SAFETY: waitpid on our own child with a valid pointer.
+                reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                if reaped != 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if reaped == 0 {
+                // SAFETY: kill and reap our own stuck child before failing.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                panic!("child {pid} (tty {tty}) still waits on its go pipe");
+            }
+            assert_eq!(reaped, pid);
+            assert!(libc::WIFEXITED(status), "status {status:#x}");
+            assert_eq!(libc::WEXITSTATUS(status), 255);
+        }
     }
 
     #[test]
