@@ -70,6 +70,7 @@ hostname "@HOSTNAME@"
 pub struct Builder {
     files: Vec<(PathBuf, Vec<u8>)>,
     leak_fd: bool,
+    ignore_signals: bool,
     hostname: Option<String>,
     failing_hook: Option<String>,
 }
@@ -86,6 +87,13 @@ impl Builder {
     /// close-on-exec), as a careless parent would.
     pub fn leak_fd(mut self) -> Self {
         self.leak_fd = true;
+        self
+    }
+
+    /// Start wshd with SIGHUP and SIGUSR1 ignored, as `nohup` and careless
+    /// supervisors do; the container's processes must not inherit that.
+    pub fn ignore_signals(mut self) -> Self {
+        self.ignore_signals = true;
         self
     }
 
@@ -272,6 +280,16 @@ impl Container {
                     if libc::dup2(raw, LEAKED_FD) < 0 {
                         return Err(io::Error::last_os_error());
                     }
+                    Ok(())
+                });
+            }
+        }
+        if b.ignore_signals {
+            // SAFETY: signal() is async-signal-safe and runs no code of ours.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                    libc::signal(libc::SIGUSR1, libc::SIG_IGN);
                     Ok(())
                 });
             }

@@ -298,6 +298,30 @@ fn only_stdio_reaches_the_child_even_with_a_leaked_descriptor() {
 }
 
 #[test]
+fn signal_dispositions_and_mask_start_clean_even_when_wshd_inherited_ignores() {
+    root_only!();
+    let c = Container::builder().ignore_signals().start();
+    let ignored = std::fs::read_to_string(format!("/proc/{}/status", c.pid())).unwrap();
+    assert!(
+        ignored.contains("SigIgn:\t0000000000001000"),
+        "wshd itself should ignore only SIGPIPE: {ignored}"
+    );
+    for user in ["", "vcap"] {
+        let out = run(
+            &c,
+            &["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
+            user,
+        );
+        assert_eq!(
+            text(&out.stdout),
+            "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+            "{out:?}"
+        );
+    }
+    c.destroy().unwrap();
+}
+
+#[test]
 fn a_tty_request_gets_a_pty_as_controlling_terminal() {
     root_only!();
     let c = Container::start();

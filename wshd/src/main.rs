@@ -5,6 +5,8 @@
 
 mod args;
 #[allow(unsafe_code)]
+mod dispositions;
+#[allow(unsafe_code)]
 mod fds;
 mod hooks;
 mod plan;

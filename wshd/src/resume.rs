@@ -54,6 +54,7 @@ pub fn resume(args: &ContinueArgs) -> Result<Infallible> {
     let null = open_null()?;
     let reserve = open_null()?;
 
+    crate::dispositions::clear_inherited_ignores();
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)

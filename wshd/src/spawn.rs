@@ -251,11 +251,11 @@ fn child_main(p: &mut Prepared) -> ! {
             libc::_exit(255);
         }
 
-        // Default dispositions and an empty mask: the daemon ignores SIGPIPE
-        // and blocks SIGCHLD, and both would otherwise survive the exec.
-        for sig in 1..=64 {
-            libc::signal(sig, libc::SIG_DFL);
-        }
+        // Default dispositions and an empty mask: an ignore and a blocked
+        // signal both survive exec. SIGPIPE is the one signal the daemon
+        // ignores (the Rust runtime does; start-up cleared any inherited
+        // ignore), and it blocks SIGCHLD for its signalfd.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
