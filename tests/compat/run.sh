@@ -57,7 +57,6 @@ WORK=$(mktemp -d /tmp/compat.XXXXXX) || die "mktemp"
 PASS=0
 FAIL=0
 CONTAINERS=()  # instance dirs whose init must be killed at exit
-BGPIDS=()      # background helpers (spawns, links) to kill at exit
 
 # Copies, so that a rebuild while this runs changes nothing under our feet.
 mkdir -p "$WORK/bin/c" "$WORK/bin/rust"
@@ -113,7 +112,9 @@ kill_container() {
 
 cleanup() {
   local d p
-  for p in "${BGPIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  # Only background jobs still in our job table: a pid reaped already
+  # may belong to someone else by now.
+  for p in $(jobs -p); do kill -KILL "$p" 2>/dev/null; done
   for d in "${CONTAINERS[@]}"; do kill_container "$d"; done
   wait 2>/dev/null
   # The overlays live only in the containers' mount namespaces; by now those
@@ -314,26 +315,62 @@ wsh_pairing() {
   cmd="$(printf %q "$wsh") --socket $(printf %q "$sock") sh -c 'kill -9 \$\$'"
   timeout 30 script -qec "$cmd" /dev/null </dev/null >"$WORK/tty.out" 2>&1
   check "$t tty: killed by a signal -> 255" 255 "$?"
+
+  # A line typed on the terminal reaches the child, and its answer comes
+  # back while nothing more is typed (wsh must not sit in a read of its
+  # terminal).
+  python3 - "$wsh" "$sock" >"$WORK/tty.out" 2>&1 <<'PYEOF'
+import os, select, subprocess, sys, time
+wsh, sock = sys.argv[1], sys.argv[2]
+master, slave = os.openpty()
+p = subprocess.Popen([wsh, "--socket", sock, "sh", "-c", "read x; echo TTY-$x; exit 7"],
+                     stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+os.close(slave)
+os.write(master, b"hello\n")
+seen = b""
+deadline = time.time() + 10
+while b"TTY-hello" not in seen and time.time() < deadline:
+    r, _, _ = select.select([master], [], [], 0.1)
+    if r:
+        try:
+            seen += os.read(master, 4096)
+        except OSError:
+            break
+try:
+    rc = p.wait(timeout=max(1, deadline - time.time()))
+except subprocess.TimeoutExpired:
+    p.kill()
+    rc = "timeout"
+print("answer" if b"TTY-hello" in seen else "no answer: %r" % seen, rc)
+PYEOF
+  check "$t tty: typed line answered, exit code" "answer 7" "$(cat "$WORK/tty.out")"
 }
 
 # What a wsh sends: a fake daemon records the request bytes. Every byte must
 # match between the C and the Rust client given the same arguments and
-# environment.
+# environment. capture_request WSH OUTFILE [VAR=VALUE...] -- WSH-ARGS...
+# (sets RC to the client's exit code).
 capture_request() {
   local wsh=$1 outfile=$2
   shift 2
+  local envs=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
   local sock=$WORK/fake.sock
-  rm -f "$sock"
+  rm -f "$sock" "$outfile"
   python3 - "$sock" "$outfile" <<'EOF' &
 import socket, sys
 path, out = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(path)
 s.listen(1)
-s.settimeout(30)
+s.settimeout(10)
 open(path + ".ready", "w").close()
-c, _ = s.accept()
-c.settimeout(30)
+try:
+    c, _ = s.accept()
+except socket.timeout:
+    sys.exit(0)  # the client gave up before connecting
+c.settimeout(10)
 data = b""
 while len(data) < 9656:
     chunk = c.recv(65536)
@@ -344,22 +381,37 @@ open(out, "wb").write(data)
 c.close()
 EOF
   local py=$!
-  BGPIDS+=("$py")
   wait_for 10 test -e "$sock.ready"
   rm -f "$sock.ready"
-  env -i PATH=/usr/bin:/bin "$@" timeout 30 "$wsh" --socket "$sock" --user vcap echo "hello  world" x </dev/null >/dev/null 2>&1
+  env -i PATH=/usr/bin:/bin "${envs[@]}" timeout 30 "$wsh" --socket "$sock" "$@" </dev/null >/dev/null 2>&1
+  RC=$?
   wait "$py"
+  [ -e "$outfile" ] || : >"$outfile"
+}
+
+# compare_request NAME [VAR=VALUE...] -- WSH-ARGS...
+compare_request() {
+  local name=$1 rc_c
+  shift
+  capture_request "$WORK/bin/c/wsh" "$WORK/req.c" "$@"
+  rc_c=$RC
+  capture_request "$WORK/bin/rust/wsh" "$WORK/req.rust" "$@"
+  check_files "request ($name): Rust wsh's bytes == C wsh's" "$WORK/req.c" "$WORK/req.rust"
+  check "request ($name): same client exit code as C ($rc_c)" "$rc_c" "$RC"
 }
 
 request_bytes() {
-  local envs=(LANG=en_US.UTF-8 RLIMIT_NOFILE=256 'RLIMIT_CPU=10 20' RLIMIT_CORE=0)
-  capture_request "$WORK/bin/c/wsh" "$WORK/req.c" "${envs[@]}"
-  capture_request "$WORK/bin/rust/wsh" "$WORK/req.rust" "${envs[@]}"
+  local long
+  long=$(head -c 9000 /dev/zero | tr '\0' a)
+  compare_request "empty environment" -- echo hi
+  compare_request "no argv" LANG=C --
+  compare_request "--rsh -4 -l vcap -t 5 host" -- --rsh -4 -l vcap -t 5 somehost rsync --server .
+  compare_request "argv over 8192 bytes" -- echo "$long"
+  compare_request "unparsable rlimit" RLIMIT_NOFILE=lots -- true
+  # Last, so that req.c is this request for raw_response below.
+  compare_request "LANG, rlimits, --user" LANG=en_US.UTF-8 RLIMIT_NOFILE=256 'RLIMIT_CPU=10 20' RLIMIT_CORE=0 \
+    -- --user vcap echo "hello  world" x
   check "request: C wsh sends 9656 bytes" 9656 "$(stat -c %s "$WORK/req.c")"
-  check_files "request: Rust wsh's bytes == C wsh's" "$WORK/req.c" "$WORK/req.rust"
-  capture_request "$WORK/bin/c/wsh" "$WORK/req.c" 
-  capture_request "$WORK/bin/rust/wsh" "$WORK/req.rust"
-  check_files "request (default env): Rust wsh's bytes == C wsh's" "$WORK/req.c" "$WORK/req.rust"
 }
 
 # What a wshd answers, seen by a raw client replaying the C wsh's request
@@ -444,7 +496,6 @@ spawn_start() {
   mkdir -p "$dir"
   "$spawn" "$dir" "$@" </dev/null >"$dir.spawn.out" 2>"$dir.spawn.err" &
   SPAWN_PID=$!
-  BGPIDS+=("$SPAWN_PID")
   wait_for 10 grep -q '^child_pid=' "$dir.spawn.out" &&
     wait_for 10 test -S "$dir/stdout.sock" -a -S "$dir/stderr.sock" -a -S "$dir/status.sock"
 }
@@ -513,7 +564,6 @@ EOF
   fi
   "$link" -w "$d/cursors" "$d/j3" >"$d/l1.out" 2>"$d/l1.err" &
   local l1=$!
-  BGPIDS+=("$l1")
   if wait_for 20 grep -q '^a9$' "$d/l1.out" && wait_for 20 grep -q '^ea9$' "$d/l1.err"; then
     kill -TERM "$l1"
     wait "$l1"
@@ -524,7 +574,6 @@ EOF
       "$(od -An -tx1 -v "$d/cursors" 2>/dev/null | tr -d ' \n')"
     "$link" -w "$d/cursors" "$d/j3" >"$d/l2.out" 2>"$d/l2.err" &
     local l2=$!
-    BGPIDS+=("$l2")
     wait_for 20 sockets_connected "$l2"
     touch "$d/go"
     if wait_for 30 proc_gone "$l2"; then
@@ -604,8 +653,44 @@ EOF
   wait "$SPAWN_PID" 2>/dev/null
 }
 
+# raw_status SPAWN JOB...: prints the hex of what a raw client reads from
+# status.sock (connected with stdout and stderr before the job starts).
+raw_status() {
+  local spawn=$1 d=$WORK/rawst
+  shift
+  rm -rf "$d" && mkdir -p "$d"
+  spawn_start "$spawn" "$d/j" "$@" || { echo "no spawn"; return; }
+  python3 - "$d/j" <<'EOF'
+import os, socket, sys
+socks = []
+for name in ("stdout", "stderr", "status"):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(os.path.join(sys.argv[1], name + ".sock"))
+    socks.append(s)
+got = {}
+for name, s in zip(("stdout", "stderr", "status"), socks):
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    got[name] = data
+print(got["status"].hex())
+EOF
+  wait_for 20 proc_gone "$SPAWN_PID"
+  wait "$SPAWN_PID" 2>/dev/null
+}
+
 framing() {
   local c=$WORK/bin/c rust=$WORK/bin/rust exp=$WORK/expect k
+  local job st_c
+  for job in 'exit 0' 'exit 255' 'kill -9 $$' 'kill -15 $$'; do
+    st_c=$(raw_status "$c/iomux-spawn" sh -c "$job")
+    check "status bytes for '$job': Rust spawn == C spawn ($st_c)" "$st_c" \
+      "$(raw_status "$rust/iomux-spawn" sh -c "$job")"
+  done
   if ! raw_spawn "$c/iomux-spawn" "$WORK/frames.c"; then
     fail "framing: C spawn comes up"
     return

@@ -161,6 +161,15 @@ impl Pair {
         }
     }
 
+    /// Whether another transfer right away cannot block: splices are
+    /// non-blocking, and so are the remote's descriptors, but wsh's own
+    /// stdin (a terminal, say) is left blocking, and a second read from it
+    /// would wait for the next keypress while output and the exit status
+    /// pile up.
+    fn may_burst(&self) -> bool {
+        !self.is_input || matches!(self.method, Method::Splice)
+    }
+
     fn has_pending(&self) -> bool {
         matches!(&self.method, Method::Copy { start, end, .. } if start != end)
     }
@@ -261,7 +270,8 @@ pub fn run(
             // one per pipe-full.
             for _ in 0..BURST {
                 match p.step()? {
-                    Step::Moved => continue,
+                    Step::Moved if p.may_burst() => continue,
+                    Step::Moved => {}
                     Step::Eof => p.finish(),
                     Step::WouldBlock => {
                         if draining && !p.blocked_on_dst {
