@@ -806,3 +806,74 @@ fn running_out_of_descriptors_does_not_stop_wshd() {
     );
     c.destroy().unwrap();
 }
+
+#[test]
+fn rsync_over_wsh_rsh_round_trips_modes_and_symlinks() {
+    root_only!();
+    use std::os::unix::fs::PermissionsExt;
+    let c = Container::start();
+    let host = std::env::temp_dir().join(format!("wsh-rsync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&host);
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = RemoveOnDrop(host.clone());
+    let src = host.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("script"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(src.join("script"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::write(src.join("sub/data"), vec![7u8; 100_000]).unwrap();
+    std::fs::set_permissions(src.join("sub/data"), std::fs::Permissions::from_mode(0o604)).unwrap();
+    std::os::unix::fs::symlink("sub/data", src.join("link")).unwrap();
+    let rsh = format!(
+        "{} --socket {} --rsh",
+        paths::bin("wsh").display(),
+        c.socket().display()
+    );
+    let rsync = |from: &str, to: &str| {
+        let out = Command::new("rsync")
+            .args(["-e", &rsh, "-r", "-p", "--links", from, to])
+            .output()
+            .expect("rsync on the host");
+        assert!(out.status.success(), "rsync {from} {to}: {out:?}");
+    };
+    rsync(
+        &format!("{}/", src.display()),
+        "vcap@container:/home/vcap/dst",
+    );
+    let inside = run(
+        &c,
+        &[
+            "sh",
+            "-c",
+            "cd /home/vcap/dst && stat -c '%n %a %U' script sub/data && readlink link",
+        ],
+        "vcap",
+    );
+    assert_eq!(
+        text(&inside.stdout),
+        "script 750 vcap\nsub/data 604 vcap\nsub/data\n",
+        "{inside:?}"
+    );
+    let back = host.join("back");
+    rsync(
+        "vcap@container:/home/vcap/dst/",
+        &format!("{}/", back.display()),
+    );
+    for (name, mode) in [("script", 0o750), ("sub/data", 0o604)] {
+        let meta = std::fs::metadata(back.join(name)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, mode, "{name}");
+        assert_eq!(
+            std::fs::read(back.join(name)).unwrap(),
+            std::fs::read(src.join(name)).unwrap()
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(back.join("link")).unwrap(),
+        std::path::PathBuf::from("sub/data")
+    );
+    c.destroy().unwrap();
+}
