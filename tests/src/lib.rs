@@ -7,7 +7,9 @@
 pub mod client;
 #[allow(unsafe_code)]
 pub mod container;
+pub mod ctl;
 pub mod paths;
+pub mod torture;
 
 /// True when running as root; otherwise prints why the test skips.
 pub fn require_root(test: &str) -> bool {

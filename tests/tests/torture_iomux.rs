@@ -25,60 +25,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tests::paths::bin;
+use tests::torture::{self, Rng, SeedOnFailure};
 
 /// Far longer than any round needs; only stops a hung test.
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn rounds() -> usize {
-    match std::env::var("TORTURE_SCALE").as_deref() {
-        Ok("full") => 1_000,
-        Ok(n) => n
-            .parse()
-            .unwrap_or_else(|_| panic!("TORTURE_SCALE={n:?}: `full` or a number")),
-        Err(_) => 100,
-    }
-}
-
-fn seed() -> u64 {
-    match std::env::var("TORTURE_SEED") {
-        Ok(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
-            .unwrap_or_else(|_| panic!("TORTURE_SEED={s:?}: hex")),
-        Err(_) => {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock after 1970")
-                .as_nanos() as u64;
-            t ^ (u64::from(std::process::id()) << 32) | 1
-        }
-    }
-}
-
-/// Prints the seed if the test fails, so the run can be replayed.
-struct SeedOnFailure(u64);
-impl Drop for SeedOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "torture_iomux failed with TORTURE_SEED={:x} TORTURE_SCALE={}",
-                self.0,
-                std::env::var("TORTURE_SCALE").unwrap_or_default()
-            );
-        }
-    }
-}
-
-/// xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+    torture::scale(100, 1_000)
 }
 
 struct TempDir(PathBuf);
@@ -224,8 +177,11 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn a_thousand_kill_and_relink_rounds_give_the_exact_output() {
-    let seed = seed();
-    let _report = SeedOnFailure(seed);
+    let seed = torture::seed();
+    let _report = SeedOnFailure {
+        test: "torture_iomux",
+        seed,
+    };
     let rounds = rounds();
     eprintln!("torture_iomux: {rounds} rounds, TORTURE_SEED={seed:x}");
     let mut rng = Rng(seed);
@@ -257,8 +213,8 @@ fn a_thousand_kill_and_relink_rounds_give_the_exact_output() {
         let signal = if last {
             None
         } else {
-            sleep(Duration::from_micros(rng.below(40_000)));
-            let s = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGKILL][rng.below(3) as usize];
+            sleep(Duration::from_micros(rng.below(40_000) as u64));
+            let s = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGKILL][rng.below(3)];
             // The link may have failed already; its status says so below.
             let _ = kill(link.pid(), s);
             Some(s)

@@ -29,6 +29,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tests::client;
 use tests::container::Container;
 use tests::require_root;
+use tests::torture::{self, Rng, SeedOnFailure};
 use wire::fdpass::FdPassError;
 use wire::request::{
     extension_len, Request, MAX_EXTENSION_LEN, OFF_ARG_BUF, OFF_ARG_COUNT, OFF_LANG, OFF_RLIM,
@@ -46,67 +47,7 @@ const WORKERS: usize = 4;
 // Scale, seed, random numbers
 
 fn requests_to_send() -> usize {
-    match std::env::var("TORTURE_SCALE").as_deref() {
-        Ok("full") => 100_000,
-        Ok(n) => n
-            .parse()
-            .unwrap_or_else(|_| panic!("TORTURE_SCALE={n:?}: `full` or a number")),
-        Err(_) => 10_000,
-    }
-}
-
-fn seed() -> u64 {
-    match std::env::var("TORTURE_SEED") {
-        Ok(s) => {
-            let s = s.trim_start_matches("0x");
-            u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("TORTURE_SEED={s:?}: hex"))
-        }
-        Err(_) => {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock after 1970")
-                .as_nanos() as u64;
-            t ^ (u64::from(std::process::id()) << 32) | 1
-        }
-    }
-}
-
-/// Prints the seed if the test fails, so the run can be replayed.
-struct SeedOnFailure(u64);
-impl Drop for SeedOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "torture_wshd failed with TORTURE_SEED={:x} TORTURE_SCALE={}",
-                self.0,
-                std::env::var("TORTURE_SCALE").unwrap_or_default()
-            );
-        }
-    }
-}
-
-/// xorshift64*: tiny, deterministic, good enough to pick test inputs.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[self.below(from.len())]
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    /// Bytes that are never NUL.
-    fn text(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| b'!' + (self.next() % 94) as u8).collect()
-    }
+    torture::scale(10_000, 100_000)
 }
 
 // ---------------------------------------------------------------------------
@@ -208,7 +149,7 @@ fn corrupt(buf: &mut [u8], field: Field, k: usize, rng: &mut Rng) -> String {
     match field.len {
         4 => {
             let v = if k % (WORDS.len() + 1) == WORDS.len() {
-                rng.next() as u32
+                rng.next_u64() as u32
             } else {
                 WORDS[k % (WORDS.len() + 1)]
             };
@@ -216,7 +157,7 @@ fn corrupt(buf: &mut [u8], field: Field, k: usize, rng: &mut Rng) -> String {
             format!("{}={v:#x}", field.name)
         }
         8 => {
-            let v = [0, 1, u64::MAX, u64::MAX - 1, 1 << 63, rng.next()][k % 6];
+            let v = [0, 1, u64::MAX, u64::MAX - 1, 1 << 63, rng.next_u64()][k % 6];
             span.copy_from_slice(&v.to_ne_bytes());
             format!("{}={v:#x}", field.name)
         }
@@ -275,7 +216,7 @@ fn put32(b: &mut [u8], off: usize, v: u32) {
 fn make_case(i: usize, rng: &mut Rng, fields: &[Field]) -> Case {
     let mut case = pick_case(i, rng, fields);
     if rng.below(8) == 0 && case.bytes.len() < 64 * 1024 {
-        case.chunks = Some(rng.next());
+        case.chunks = Some(rng.next_u64());
         case.what.push_str(" (in pieces)");
     }
     case
@@ -416,7 +357,7 @@ fn bad_extension(rng: &mut Rng) -> (String, Vec<u8>) {
     let actual = (16 + env.len() + dir.len()) as u32;
     match rng.below(12) {
         0 => {
-            let random = rng.next() as u32;
+            let random = rng.next_u64() as u32;
             let l = rng.pick(&[
                 0,
                 1,
@@ -435,7 +376,7 @@ fn bad_extension(rng: &mut Rng) -> (String, Vec<u8>) {
             )
         }
         1 => {
-            let random = rng.next() as u32 | 2;
+            let random = rng.next_u64() as u32 | 2;
             let f = rng.pick(&[2, 3, 0x8000_0000, u32::MAX, random]);
             (format!("flags {f:#x}"), extension(f, 2, env, dir, None))
         }
@@ -838,8 +779,11 @@ fn ten_thousand_malformed_requests_leave_wshd_serving_and_clean() {
     if !require_root(module_path!()) {
         return;
     }
-    let seed = seed();
-    let _report = SeedOnFailure(seed);
+    let seed = torture::seed();
+    let _report = SeedOnFailure {
+        test: "torture_wshd",
+        seed,
+    };
     let total = requests_to_send();
     eprintln!("torture_wshd: {total} requests, TORTURE_SEED={seed:x}");
     let mut rng = Rng(seed);
