@@ -14,6 +14,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::{shell_quote, Config};
 use crate::depot::{self, Depot};
+use crate::disk;
 use crate::errors::{Error, Result};
 use crate::jobs;
 use crate::network::Ipv4Net;
@@ -90,6 +91,9 @@ pub struct CreateOptions {
     pub bind_mounts: Vec<BindMount>,
     pub network: Option<Ipv4Addr>,
     pub pool: Option<Ipv4Net>,
+    /// Puts the writable layer on an ext4 image of this size (and inode
+    /// count); see [`crate::disk`].
+    pub disk: Option<disk::DiskLimits>,
 }
 
 /// A container directory of the depot.
@@ -241,7 +245,10 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
     if let Some(handle) = &opts.handle {
         depot::validate_handle(handle)?;
     }
-    check_rootfs(&opts.rootfs)?;
+    let rootfs = check_rootfs(&opts.rootfs)?;
+    if let Some(limits) = opts.disk {
+        disk::check_create(limits, depot)?;
+    }
     for bind in &opts.bind_mounts {
         if !bind.src.exists() {
             return Err(Error::MissingPath {
@@ -276,7 +283,7 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
             ),
             ("network_netmask".to_string(), network.netmask().to_string()),
             ("user_uid".to_string(), uid.to_string()),
-            ("rootfs_path".to_string(), opts.rootfs.display().to_string()),
+            ("rootfs_path".to_string(), rootfs.display().to_string()),
             ("allow_nested_warden".to_string(), "false".to_string()),
             ("container_iface_mtu".to_string(), "1500".to_string()),
             ("dns_servers".to_string(), String::new()),
@@ -296,6 +303,10 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
     };
 
     let started = append_bind_mounts(&instance, &opts.bind_mounts)
+        .and_then(|()| match opts.disk {
+            Some(limits) => disk::setup_image(&instance, limits),
+            None => Ok(()),
+        })
         .and_then(|()| scripts::run(&instance.script("start.sh"), &[] as &[&str], &[]))
         .and_then(|_| instance.set_state(State::Active));
     if let Err(e) = started {
@@ -311,20 +322,25 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
     Ok(instance.handle)
 }
 
-fn check_rootfs(rootfs: &Path) -> Result<()> {
+/// The rootfs as an absolute path without symlinks (a relative one is taken
+/// from the current directory), refused when overlay's option syntax could
+/// not carry it.
+fn check_rootfs(rootfs: &Path) -> Result<PathBuf> {
+    let missing = || Error::MissingPath {
+        what: "rootfs",
+        path: rootfs.to_path_buf(),
+    };
     if !rootfs.is_dir() {
-        return Err(Error::MissingPath {
-            what: "rootfs",
-            path: rootfs.to_path_buf(),
-        });
+        return Err(missing());
     }
+    let rootfs = rootfs.canonicalize().map_err(|_| missing())?;
     let text = rootfs.to_string_lossy();
-    if text.contains([',', ':']) || !rootfs.is_absolute() {
+    if text.contains([',', ':']) {
         return Err(Error::BadArgument(format!(
-            "rootfs {text} must be an absolute path without ',' or ':' (overlay options)"
+            "rootfs {text} may not contain ',' or ':' (overlay options)"
         )));
     }
-    Ok(())
+    Ok(rootfs)
 }
 
 /// Bind mounts become lines of hook-child-before-pivot.sh, as a Warden
@@ -406,6 +422,7 @@ pub fn stop(depot: &Depot, handle: &str, opts: &StopOptions) -> Result<()> {
 pub fn destroy(depot: &Depot, paths: &Paths, handle: &str) -> Result<()> {
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(true)?;
+    crate::oom::kill_watcher(&instance);
     // Kill the container first so the jobs' helpers on the host see their
     // jobs end, then wait for (or kill) those helpers, then remove it all.
     if instance.script("destroy.sh").is_file() {
@@ -433,6 +450,8 @@ pub struct Info {
     pub wshd_pid: Option<i32>,
     pub memory_stat: Vec<(String, u64)>,
     pub cpu_stat: Vec<(String, u64)>,
+    pub disk_stat: Vec<(String, u64)>,
+    pub bandwidth_stat: Vec<(String, u64)>,
 }
 
 impl Info {
@@ -457,13 +476,21 @@ impl Info {
             "wshd_pid": self.wshd_pid,
             "memory_stat": map(&self.memory_stat),
             "cpu_stat": map(&self.cpu_stat),
+            "disk_stat": map(&self.disk_stat),
+            "bandwidth_stat": map(&self.bandwidth_stat),
         })
     }
 
     pub fn to_text(&self) -> String {
         let jobs: Vec<String> = self.job_ids.iter().map(u32::to_string).collect();
+        let pairs = |p: &[(String, u64)]| {
+            p.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         format!(
-            "handle: {}\nid: {}\nstate: {}\nevents: {}\nhost_ip: {}\ncontainer_ip: {}\ncontainer_path: {}\njob_ids: {}\n",
+            "handle: {}\nid: {}\nstate: {}\nevents: {}\nhost_ip: {}\ncontainer_ip: {}\ncontainer_path: {}\njob_ids: {}\nmemory_stat: {}\ncpu_stat: {}\ndisk_stat: {}\nbandwidth_stat: {}\n",
             self.handle,
             self.id,
             self.state,
@@ -472,6 +499,10 @@ impl Info {
             self.container_ip,
             self.container_path.display(),
             jobs.join(" "),
+            pairs(&self.memory_stat),
+            pairs(&self.cpu_stat),
+            pairs(&self.disk_stat),
+            pairs(&self.bandwidth_stat),
         )
     }
 }
@@ -497,6 +528,14 @@ pub fn info(depot: &Depot, handle: &str) -> Result<Info> {
         wshd_pid: process::read_pid(&instance.path.join("run/wshd.pid")),
         memory_stat: memory_stat(&id),
         cpu_stat: cpu_stat(&id),
+        disk_stat: {
+            let d = disk::stat(&instance);
+            vec![
+                ("bytes_used".to_string(), d.bytes_used),
+                ("inodes_used".to_string(), d.inodes_used),
+            ]
+        },
+        bandwidth_stat: crate::limits::bandwidth_stat(&instance),
         id,
     })
 }
@@ -526,19 +565,37 @@ fn cpu_stat(id: &str) -> Vec<(String, u64)> {
     if id.is_empty() {
         return Vec::new();
     }
+    // usage in nanoseconds (cpuacct.usage), user and system in USER_HZ
+    // ticks (cpuacct.stat), as Warden reports them; v2's microseconds are
+    // converted to the same units.
     let mut stat = Vec::new();
-    if let Ok(usage) = fs::read_to_string(format!(
-        "/sys/fs/cgroup/cpuacct/instance-{id}/cpuacct.usage"
-    )) {
+    let acct = format!("/sys/fs/cgroup/cpuacct/instance-{id}");
+    if let Ok(usage) = fs::read_to_string(format!("{acct}/cpuacct.usage")) {
         if let Ok(ns) = usage.trim().parse() {
             stat.push(("usage".to_string(), ns));
         }
+        if let Ok(text) = fs::read_to_string(format!("{acct}/cpuacct.stat")) {
+            for line in text.lines() {
+                if let Some((k @ ("user" | "system"), v)) = line.split_once(' ') {
+                    if let Ok(ticks) = v.trim().parse::<u64>() {
+                        stat.push((k.to_string(), ticks));
+                    }
+                }
+            }
+        }
     } else if let Ok(text) = fs::read_to_string(format!("/sys/fs/cgroup/instance-{id}/cpu.stat")) {
         for line in text.lines() {
-            if let Some(("usage_usec", v)) = line.split_once(' ') {
-                if let Ok(us) = v.trim().parse::<u64>() {
-                    stat.push(("usage".to_string(), us * 1000));
-                }
+            let Some((k, v)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(us) = v.trim().parse::<u64>() else {
+                continue;
+            };
+            match k {
+                "usage_usec" => stat.push(("usage".to_string(), us * 1000)),
+                "user_usec" => stat.push(("user".to_string(), us / 10_000)),
+                "system_usec" => stat.push(("system".to_string(), us / 10_000)),
+                _ => {}
             }
         }
     }
@@ -645,27 +702,46 @@ pub fn copy_out(
 }
 
 /// Forwards a host tcp port (from the pool when not given) to a container
-/// port; returns the host port.
+/// port (the host port when not given), on every local address of the
+/// host; returns both.
 pub fn net_in(
     depot: &Depot,
     handle: &str,
     host_port: Option<u16>,
-    container_port: u16,
-) -> Result<u16> {
+    container_port: Option<u16>,
+) -> Result<(u16, u16)> {
+    use crate::netrules::{check_port, listening_ports};
     let instance = Instance::open(depot, handle)?;
+    if let Some(p) = host_port {
+        check_port(p, "host port")?;
+    }
+    if let Some(p) = container_port {
+        check_port(p, "container port")?;
+    }
     let _ilock = instance.lock(false)?;
     instance.require_state("net-in", &[State::Active])?;
     let _lock = depot.lock()?;
-    let taken = depot.allocated()?;
+    let mut taken = depot.allocated()?;
+    let listening = listening_ports();
     let host_port = match host_port {
         Some(p) if taken.ports.contains(&p) => {
             return Err(Error::Exhausted(format!(
                 "host port {p} is already forwarded"
             )))
         }
+        // A host service on the port would be shadowed for every address.
+        Some(p) if listening.contains(&p) => {
+            return Err(Error::Exhausted(format!(
+                "host port {p} is taken by a listening socket on the host"
+            )))
+        }
         Some(p) => p,
-        None => taken.port()?,
+        None => {
+            taken.ports.extend(listening.iter().copied());
+            taken.port()?
+        }
     };
+    let container_port = container_port.unwrap_or(host_port);
     scripts::run(
         &instance.script("net.sh"),
         &["in"],
@@ -682,7 +758,7 @@ pub fn net_in(
         .map_err(Error::io(format!("open {}", ports.display())))?;
     writeln!(file, "{host_port} {container_port}")
         .map_err(Error::io(format!("write {}", ports.display())))?;
-    Ok(host_port)
+    Ok((host_port, container_port))
 }
 
 /// Waits for `done` to hold, polling with a growing interval.

@@ -14,6 +14,7 @@
 //! | 9    | a pool is exhausted or the network asked for is taken          |
 //! | 10   | a setup script failed (its last line of error is shown)        |
 //! | 11   | a helper binary is missing or failed (wshd, wsh, iomux-*, rsync) |
+//! | 12   | the host or the container cannot do it (no disk image, no online resize) |
 //!
 //! `run`, `link` and `stream` exit with the job's own code once the job
 //! exists (255 when it was killed by a signal), like `wsh` does.
@@ -53,6 +54,8 @@ pub enum Error {
     Script { script: String, message: String },
     #[error("{0}")]
     Tool(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -76,6 +79,7 @@ impl Error {
             Error::Exhausted(_) => 9,
             Error::Script { .. } => 10,
             Error::Tool(_) => 11,
+            Error::Unsupported(_) => 12,
         }
     }
 
@@ -120,10 +124,11 @@ mod tests {
                 message: "m".into(),
             },
             Error::Tool("t".into()),
+            Error::Unsupported("u".into()),
         ];
         let mut codes: Vec<i32> = errors.iter().map(Error::exit_code).collect();
         codes.dedup();
-        assert_eq!(codes, vec![1, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(codes, vec![1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     }
 
     #[test]

@@ -7,10 +7,13 @@
 pub mod config;
 pub mod container;
 pub mod depot;
+pub mod disk;
 pub mod errors;
 pub mod jobs;
 pub mod limits;
+pub mod netrules;
 pub mod network;
+pub mod oom;
 #[allow(unsafe_code)]
 pub mod process;
 pub mod scripts;

@@ -1,14 +1,25 @@
 //! Resource limits of a running container: memory and cpu through its
 //! cgroups (v1 files, or their v2 equivalents), bandwidth through
-//! net_rate.sh, egress rules through net.sh out.
+//! net_rate.sh, egress rules through net.sh out. Limits are set on active
+//! containers only, and every value is checked first, so a refused request
+//! leaves the previous limit in force.
 
 use std::fs;
 use std::path::PathBuf;
+use std::process::Command;
 
 use crate::container::{Instance, State};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
-use crate::scripts;
+use crate::netrules::NetOut;
+use crate::{oom, scripts};
+
+/// Below this a container cannot even hold its wshd.
+pub const MIN_MEMORY: u64 = 4 << 20;
+/// cgroup v1 takes up to this (PAGE_COUNTER_MAX pages); more is absurd.
+pub const MAX_MEMORY: u64 = 1 << 52;
+/// tbf's rate is 64-bit; a terabit per second is past any link.
+pub const MAX_RATE: u64 = 1_000_000_000_000;
 
 fn instance_id(instance: &Instance) -> Result<String> {
     instance
@@ -46,35 +57,67 @@ fn read_control(path: &PathBuf) -> Result<String> {
         .map_err(Error::io(format!("read {}", path.display())))
 }
 
-/// Sets (when given) and returns the memory limit in bytes
-/// (`u64::MAX`-like values mean none).
-pub fn memory(depot: &Depot, handle: &str, limit: Option<u64>) -> Result<String> {
+/// Reading is allowed on a stopped container, setting only on an active one.
+fn open_for(depot: &Depot, handle: &str, command: &'static str, set: bool) -> Result<Instance> {
     let instance = Instance::open(depot, handle)?;
+    if set {
+        instance.require_state(command, &[State::Active])?;
+    } else {
+        instance.require_state(command, &[State::Active, State::Stopped])?;
+    }
+    Ok(instance)
+}
+
+/// Sets (when given) and returns the memory limit in bytes. v1: the memory
+/// and memory+swap limits move together (so swap never extends it); v2:
+/// memory.max, with memory.swap.max 0.
+pub fn memory(depot: &Depot, handle: &str, limit: Option<u64>) -> Result<String> {
+    let instance = open_for(depot, handle, "limit-memory", limit.is_some())?;
     let _lock = instance.lock(false)?;
-    instance.require_state("limit-memory", &[State::Active, State::Stopped])?;
     let id = instance_id(&instance)?;
     let path = control_file(&id, ("memory", "memory.limit_in_bytes"), "memory.max")?;
     if let Some(limit) = limit {
-        // v1 refuses a limit below the memsw limit and the other way round;
-        // raising memsw first (when present) keeps both in step.
-        let memsw = path.with_file_name("memory.memsw.limit_in_bytes");
-        if memsw.exists() {
-            let _ = fs::write(&memsw, limit.to_string());
-            write_control(&path, &limit.to_string())?;
-            write_control(&memsw, &limit.to_string())?;
-        } else {
-            write_control(&path, &limit.to_string())?;
+        if !(MIN_MEMORY..=MAX_MEMORY).contains(&limit) {
+            return Err(Error::BadArgument(format!(
+                "memory limit {limit} out of range {MIN_MEMORY}..={MAX_MEMORY}"
+            )));
         }
+        let value = limit.to_string();
+        let memsw = path.with_file_name("memory.memsw.limit_in_bytes");
+        let swap_v2 = path.with_file_name("memory.swap.max");
+        if memsw.exists() {
+            // v1 keeps memory <= memsw at every moment: raising moves memsw
+            // first, lowering memory first; a refusal of the second write
+            // puts the first back.
+            let old = read_control(&path)?;
+            let old_memsw = read_control(&memsw)?;
+            let raising = old.parse::<u64>().map_or(true, |old| limit >= old);
+            let (first, first_old, second) = if raising {
+                (&memsw, &old_memsw, &path)
+            } else {
+                (&path, &old, &memsw)
+            };
+            write_control(first, &value)?;
+            if let Err(e) = write_control(second, &value) {
+                let _ = fs::write(first, first_old);
+                return Err(e);
+            }
+        } else {
+            write_control(&path, &value)?;
+            if swap_v2.exists() {
+                write_control(&swap_v2, "0")?;
+            }
+        }
+        oom::ensure_watcher(&instance)?;
     }
     read_control(&path)
 }
 
 /// Sets (when given) and returns the cpu shares (v1 cpu.shares; on v2 the
-/// weight is set from shares the way runc converts them).
+/// weight is set from shares the way runc converts them, and printed).
 pub fn cpu(depot: &Depot, handle: &str, shares: Option<u64>) -> Result<String> {
-    let instance = Instance::open(depot, handle)?;
+    let instance = open_for(depot, handle, "limit-cpu", shares.is_some())?;
     let _lock = instance.lock(false)?;
-    instance.require_state("limit-cpu", &[State::Active, State::Stopped])?;
     let id = instance_id(&instance)?;
     let path = control_file(&id, ("cpu", "cpu.shares"), "cpu.weight")?;
     let v2 = path.ends_with("cpu.weight");
@@ -94,33 +137,76 @@ pub fn cpu(depot: &Depot, handle: &str, shares: Option<u64>) -> Result<String> {
     read_control(&path)
 }
 
-/// RATE in bytes per second (as Warden's protocol), BURST in bytes.
+/// RATE in bits per second, BURST in bytes (net_rate.sh's units).
 pub fn bandwidth(depot: &Depot, handle: &str, rate: u64, burst: u64) -> Result<()> {
-    let instance = Instance::open(depot, handle)?;
+    let instance = open_for(depot, handle, "limit-bandwidth", true)?;
     let _lock = instance.lock(false)?;
-    instance.require_state("limit-bandwidth", &[State::Active, State::Stopped])?;
-    if rate == 0 || burst == 0 {
-        return Err(Error::BadArgument("rate and burst must be positive".into()));
+    if !(8..=MAX_RATE).contains(&rate) {
+        return Err(Error::BadArgument(format!(
+            "rate {rate} bit/s out of range 8..={MAX_RATE}"
+        )));
+    }
+    // tbf needs a bucket that holds a full-size packet, and counts it in 32 bits.
+    if !(1600..=u64::from(u32::MAX)).contains(&burst) {
+        return Err(Error::BadArgument(format!(
+            "burst {burst} bytes out of range 1600..={}",
+            u32::MAX
+        )));
     }
     scripts::run(
         &instance.script("net_rate.sh"),
         &[] as &[&str],
         &[
-            ("RATE".to_string(), (rate.saturating_mul(8)).to_string()),
+            ("RATE".to_string(), rate.to_string()),
             ("BURST".to_string(), burst.to_string()),
         ],
     )?;
     Ok(())
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct NetOut {
-    pub network: Option<String>,
-    pub ports: Option<String>,
-    pub protocol: Option<String>,
-    pub icmp_type: Option<i32>,
-    pub icmp_code: Option<i32>,
-    pub log: bool,
+/// tbf settings in force: `in_*` on the host veth (traffic into the
+/// container), `out_*` on the ifb (traffic out of it); rates in bit/s,
+/// bursts in bytes. Empty when none is set.
+pub fn bandwidth_stat(instance: &Instance) -> Vec<(String, u64)> {
+    let Ok(config) = instance.config() else {
+        return Vec::new();
+    };
+    let Some(id) = config.id() else {
+        return Vec::new();
+    };
+    let mut stat = Vec::new();
+    for (dir, dev) in [("in", format!("w-{id}-0")), ("out", format!("w-{id}-2"))] {
+        if !std::path::Path::new("/sys/class/net").join(&dev).exists() {
+            continue;
+        }
+        let Ok(out) = Command::new("tc")
+            .args(["-j", "qdisc", "show", "dev", &dev, "root"])
+            .env("PATH", scripts::script_path_env())
+            .output()
+        else {
+            continue;
+        };
+        if let Some((rate, burst)) = parse_tbf(&String::from_utf8_lossy(&out.stdout)) {
+            stat.push((format!("{dir}_rate"), rate));
+            stat.push((format!("{dir}_burst"), burst));
+        }
+    }
+    stat
+}
+
+/// The root tbf of `tc -j qdisc show` (rate in bytes/s there) as bit/s and
+/// bytes.
+fn parse_tbf(json: &str) -> Option<(u64, u64)> {
+    let qdiscs: serde_json::Value = serde_json::from_str(json).ok()?;
+    qdiscs.as_array()?.iter().find_map(|q| {
+        if q.get("kind")?.as_str()? != "tbf" {
+            return None;
+        }
+        let options = q.get("options")?;
+        let rate = options.get("rate")?.as_u64()?;
+        let burst = options.get("burst")?.as_u64()?;
+        Some((rate * 8, burst))
+    })
 }
 
 /// Allows egress beyond the default rules (net.sh out).
@@ -128,48 +214,23 @@ pub fn net_out(depot: &Depot, handle: &str, rule: &NetOut) -> Result<()> {
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(false)?;
     instance.require_state("net-out", &[State::Active])?;
-    if rule.network.is_none() && rule.ports.is_none() {
-        return Err(Error::BadArgument(
-            "net-out needs --network and/or --port".into(),
-        ));
-    }
-    let safe = |what: &str, v: &str, extra: &[u8]| {
-        if v.is_empty()
-            || !v
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
-        {
-            Err(Error::BadArgument(format!("invalid {what} {v:?}")))
-        } else {
-            Ok(())
-        }
-    };
-    let mut env = Vec::new();
-    if let Some(network) = &rule.network {
-        safe("network", network, b"./-")?;
-        env.push(("NETWORK".to_string(), network.clone()));
-    }
-    if let Some(ports) = &rule.ports {
-        safe("port", ports, b":,")?;
-        env.push(("PORTS".to_string(), ports.clone()));
-    }
-    if let Some(protocol) = &rule.protocol {
-        if !["tcp", "udp", "icmp", "all"].contains(&protocol.as_str()) {
-            return Err(Error::BadArgument(format!(
-                "invalid protocol {protocol:?} (tcp, udp, icmp or all)"
-            )));
-        }
-        env.push(("PROTOCOL".to_string(), protocol.clone()));
-    }
-    if let Some(t) = rule.icmp_type {
-        env.push(("ICMP_TYPE".to_string(), t.to_string()));
-    }
-    if let Some(c) = rule.icmp_code {
-        env.push(("ICMP_CODE".to_string(), c.to_string()));
-    }
-    if rule.log {
-        env.push(("LOG".to_string(), "true".to_string()));
-    }
+    let env = rule.env()?;
     scripts::run(&instance.script("net.sh"), &["out"], &env)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tbf_is_read_from_tc_json() {
+        let json = r#"[{"kind":"tbf","handle":"800d:","root":true,"refcnt":3,"options":{"rate":1000000,"burst":10000,"lat":25000}}]"#;
+        assert_eq!(parse_tbf(json), Some((8_000_000, 10000)));
+        assert_eq!(
+            parse_tbf(r#"[{"kind":"noqueue","handle":"0:","root":true}]"#),
+            None
+        );
+        assert_eq!(parse_tbf("garbage"), None);
+    }
 }

@@ -28,6 +28,7 @@ Exit codes:
   9   a pool is exhausted, or the network asked for is taken
   10  a setup script failed
   11  a helper binary is missing or failed (wshd, wsh, iomux-*, rsync)
+  12  the host or the container cannot do it (no disk image, no online resize)
 run, link and stream exit with the job's code once the job exists (255: killed by a signal).";
 
 #[derive(Parser)]
@@ -83,6 +84,13 @@ enum Cmd {
         network: Option<Ipv4Addr>,
         #[arg(long, env = "WARDEN_POOL_NETWORK")]
         pool_network: Option<Ipv4Net>,
+        /// Put the writable layer on an ext4 image giving it BYTES (hard
+        /// limit; `limit-disk` can grow it later).
+        #[arg(long, value_name = "BYTES")]
+        disk_limit: Option<u64>,
+        /// With --disk-limit: the number of files and directories it may hold.
+        #[arg(long, value_name = "N", requires = "disk_limit")]
+        disk_inode_limit: Option<u64>,
     },
     /// Handles of all containers, one per line.
     List,
@@ -135,13 +143,15 @@ enum Cmd {
         #[arg(long)]
         owner: Option<String>,
     },
-    /// Forward a host tcp port to a container port; prints the host port.
+    /// Forward a host tcp port (from the pool when not given) to a container
+    /// port (the same when not given), on every local address; prints
+    /// "HOST_PORT CONTAINER_PORT".
     NetIn {
         handle: String,
         #[arg(long)]
         host_port: Option<u16>,
         #[arg(long)]
-        container_port: u16,
+        container_port: Option<u16>,
     },
     /// Allow egress beyond the default rules.
     NetOut {
@@ -152,30 +162,61 @@ enum Cmd {
         /// N, N:M or a comma-separated list (tcp/udp).
         #[arg(long = "port")]
         ports: Option<String>,
+        /// A:B (tcp/udp).
+        #[arg(long)]
+        port_range: Option<String>,
         /// tcp, udp, icmp or all (default tcp with --port, else all).
         #[arg(long)]
         protocol: Option<String>,
-        #[arg(long)]
-        icmp_type: Option<i32>,
-        #[arg(long)]
-        icmp_code: Option<i32>,
+        #[arg(long, allow_negative_numbers = true)]
+        icmp_type: Option<i64>,
+        #[arg(long, allow_negative_numbers = true)]
+        icmp_code: Option<i64>,
         /// Log new connections matching the rule.
         #[arg(long)]
         log: bool,
     },
-    /// Set (with --limit) and print the memory limit in bytes.
+    /// Set (when given) and print the memory limit in bytes; the kernel
+    /// killing inside the container stops it (event "out of memory").
     LimitMemory {
         handle: String,
-        #[arg(long)]
+        #[arg(value_name = "BYTES", conflicts_with = "limit")]
+        bytes: Option<u64>,
+        #[arg(long, hide = true)]
         limit: Option<u64>,
     },
-    /// Set (with --shares) and print the cpu shares.
+    /// Set (when given) and print the cpu shares (v2: the weight).
     LimitCpu {
         handle: String,
-        #[arg(long)]
+        #[arg(value_name = "SHARES", conflicts_with = "shares_flag")]
         shares: Option<u64>,
+        #[arg(long = "shares", hide = true)]
+        shares_flag: Option<u64>,
     },
-    /// Limit bandwidth: RATE bytes/s, BURST bytes.
+    /// Set disk limits (bytes, 1 KiB blocks, inodes; soft and hard; *-limit
+    /// is the hard one) and print those in force.
+    LimitDisk {
+        handle: String,
+        #[arg(long)]
+        byte_limit: Option<u64>,
+        #[arg(long)]
+        byte_soft: Option<u64>,
+        #[arg(long)]
+        byte_hard: Option<u64>,
+        #[arg(long)]
+        block_limit: Option<u64>,
+        #[arg(long)]
+        block_soft: Option<u64>,
+        #[arg(long)]
+        block_hard: Option<u64>,
+        #[arg(long)]
+        inode_limit: Option<u64>,
+        #[arg(long)]
+        inode_soft: Option<u64>,
+        #[arg(long)]
+        inode_hard: Option<u64>,
+    },
+    /// Limit bandwidth both ways: RATE bit/s, BURST bytes.
     LimitBandwidth {
         handle: String,
         #[arg(long)]
@@ -187,6 +228,9 @@ enum Cmd {
     Ping,
     /// Prints MSG.
     Echo { message: String },
+    /// The OOM watcher (internal: started by limit-memory).
+    #[command(name = "__oom-watch", hide = true)]
+    OomWatch { dir: PathBuf },
     /// The job recorder (internal: started by spawn).
     #[command(name = "__record", hide = true)]
     Record {
@@ -257,8 +301,33 @@ impl SpawnArgs {
     }
 }
 
+/// clap's own errors span several lines (usage, tips); a caller gets the
+/// first, like every other error of wardenctl. Help and version print as
+/// usual.
+fn parse_args() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let line = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad command line");
+            eprintln!("wardenctl: {}", line.trim_start_matches("error: "));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -301,7 +370,14 @@ fn run(cli: Cli) -> Result<u8, Error> {
             bind_mounts,
             network,
             pool_network,
+            disk_limit,
+            disk_inode_limit,
         } => {
+            let disk = disk_limit.map(|bytes| orchestrator::disk::DiskLimits {
+                byte_hard: bytes,
+                inode_hard: disk_inode_limit.unwrap_or(0),
+                ..Default::default()
+            });
             let bind_mounts = bind_mounts
                 .iter()
                 .map(|b| b.parse::<BindMount>())
@@ -312,6 +388,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 bind_mounts,
                 network,
                 pool: pool_network,
+                disk,
             };
             let handle = container::create(&depot, &paths()?, &opts)?;
             say(handle)?;
@@ -381,21 +458,23 @@ fn run(cli: Cli) -> Result<u8, Error> {
             host_port,
             container_port,
         } => {
-            let port = container::net_in(&depot, &handle, host_port, container_port)?;
-            say(port.to_string())?;
+            let (host, container) = container::net_in(&depot, &handle, host_port, container_port)?;
+            say(format!("{host} {container}"))?;
         }
         Cmd::NetOut {
             handle,
             network,
             ports,
+            port_range,
             protocol,
             icmp_type,
             icmp_code,
             log,
         } => {
-            let rule = orchestrator::limits::NetOut {
+            let rule = orchestrator::netrules::NetOut {
                 network,
-                ports,
+                port: ports,
+                port_range,
                 protocol,
                 icmp_type,
                 icmp_code,
@@ -403,11 +482,53 @@ fn run(cli: Cli) -> Result<u8, Error> {
             };
             orchestrator::limits::net_out(&depot, &handle, &rule)?;
         }
-        Cmd::LimitMemory { handle, limit } => {
-            say(orchestrator::limits::memory(&depot, &handle, limit)?)?;
+        Cmd::LimitMemory {
+            handle,
+            bytes,
+            limit,
+        } => {
+            say(orchestrator::limits::memory(
+                &depot,
+                &handle,
+                bytes.or(limit),
+            )?)?;
         }
-        Cmd::LimitCpu { handle, shares } => {
-            say(orchestrator::limits::cpu(&depot, &handle, shares)?)?;
+        Cmd::LimitCpu {
+            handle,
+            shares,
+            shares_flag,
+        } => {
+            say(orchestrator::limits::cpu(
+                &depot,
+                &handle,
+                shares.or(shares_flag),
+            )?)?;
+        }
+        Cmd::LimitDisk {
+            handle,
+            byte_limit,
+            byte_soft,
+            byte_hard,
+            block_limit,
+            block_soft,
+            block_hard,
+            inode_limit,
+            inode_soft,
+            inode_hard,
+        } => {
+            let request = orchestrator::disk::DiskRequest {
+                byte_limit,
+                byte_soft,
+                byte_hard,
+                block_limit,
+                block_soft,
+                block_hard,
+                inode_limit,
+                inode_soft,
+                inode_hard,
+            };
+            let limits = orchestrator::disk::limit(&depot, &handle, &request)?;
+            write!(out, "{}", limits.to_text()).map_err(Error::io("write stdout"))?;
         }
         Cmd::LimitBandwidth {
             handle,
@@ -416,6 +537,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
         } => orchestrator::limits::bandwidth(&depot, &handle, rate, burst)?,
         Cmd::Ping => say("pong".to_string())?,
         Cmd::Echo { message } => say(message)?,
+        Cmd::OomWatch { dir } => orchestrator::oom::watch(&dir)?,
         Cmd::Record {
             dir,
             discard_output,

@@ -41,6 +41,10 @@ while :; do
 done
 rm -f run/wshd.pid
 
+# The writable layer's image: unmounted once nothing in the container holds
+# it; its loop device is released with the last mount.
+./disk.sh teardown || echo "destroy.sh: disk.sh teardown failed, going on" >&2
+
 # One rmdir for all groups; the loop below only retries the stubborn ones.
 # shellcheck disable=SC2046
 rmdir $(instance_cgroups) 2>/dev/null || true

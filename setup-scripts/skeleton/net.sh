@@ -122,7 +122,8 @@ case "${1:-}" in
   out)
     # Older servers pass PORT (or PORT_RANGE, "A:B") rather than PORTS.
     PORTS=${PORTS:-${PORT_RANGE:-${PORT:-}}}
-    [ -n "${NETWORK:-}" ] || [ -n "${PORTS:-}" ] || die "Please specify NETWORK and/or PORTS..."
+    [ -n "${NETWORK:-}" ] || [ -n "${PORTS:-}" ] || [ -n "${PROTOCOL:-}" ] ||
+      die "Please specify NETWORK, PORTS and/or PROTOCOL..."
     # As the reference: tcp unless told otherwise, when ports are given.
     if [ -n "${PORTS:-}" ]; then
       protocol=${PROTOCOL:-tcp}
