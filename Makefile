@@ -7,7 +7,7 @@ TARGET := x86_64-unknown-linux-gnu
 RELEASE := target/$(TARGET)/release
 ROOTFS ?= target/rootfs/busybox
 
-.PHONY: deps build rootfs demo test test-vm torture fuzz bench lint clean
+.PHONY: deps build rootfs demo test test-vm torture fuzz bench docs lint clean
 
 deps:
 	scripts/install-deps.sh
@@ -42,6 +42,15 @@ torture: deps build rootfs
 
 fuzz: deps
 	tests/fuzz.sh
+
+# Medians and ratios against peers measured in the same run; writes
+# bench/results/ (CSV, PNG, README-table.md).
+bench: deps
+	bench/run.sh
+
+# docs/cli.md from wardenctl's own help (tests/tests/docs.rs checks it).
+docs: build
+	docs/gen-cli.sh
 
 clean:
 	$(CARGO) clean

@@ -8,14 +8,17 @@
 #   one       iomux-spawn DIR head -c 1G /dev/zero, one iomux-link > /dev/null
 #   hundred   one 200 MiB job, 100 links at once; aggregate = 100 x 200 MiB / time
 #   rss       peak RSS (VmHWM) of iomux-spawn during the hundred-link runs
-# Results: a table on stdout and bench/results/iomux.csv. A link that fell
-# behind the window (exit 255) is counted in failed_links; on a loaded
-# machine that is the price of never slowing the job down.
-# Env: BIN_DIR (default target/x86_64-unknown-linux-gnu/release).
+# Results: a table on stdout and bench/results/iomux.csv (case,run,value,unit:
+# one row per run and case). A link that fell behind the window (exit 255) is
+# counted in failed_links; on a loaded machine that is the price of never
+# slowing the job down.
+# Env: BIN_DIR or WARDEN_BIN_DIR (default target/x86_64-unknown-linux-gnu/release),
+# BENCH_RESULTS (default bench/results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
-BIN_DIR=${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}
+BIN_DIR=${BIN_DIR:-${WARDEN_BIN_DIR:-target/x86_64-unknown-linux-gnu/release}}
+RESULTS=${BENCH_RESULTS:-bench/results}
 SPAWN=$BIN_DIR/iomux-spawn
 LINK=$BIN_DIR/iomux-link
 [[ -x $SPAWN && -x $LINK ]] || { echo "build first: cargo build --release -p iomux-spawn -p iomux-link" >&2; exit 1; }
@@ -33,7 +36,7 @@ JOB100=$((200 << 20))
 now() { date +%s.%N; }
 median() { tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 gbps() { awk -v b="$1" -v t="$2" 'BEGIN {printf "%.2f", b / t / 1e9}'; }
-sockets_of() { ls -l "/proc/$1/fd" 2>/dev/null | grep -c socket: || true; }
+sockets_of() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 
 # Start iomux-spawn on JOB (a shell script); sets SPAWN_PID once child_pid= is out.
 start_spawn() {
@@ -99,15 +102,17 @@ run_hundred() {
   awk -v a="$t0" -v b="$t1" -v r="$peak" -v f="$failed" 'BEGIN {print b - a, r, f}'
 }
 
-pipe_t=() one_t=() hun_t=() rss=() one_failed=0 hun_failed=0
+pipe_t=() one_t=() hun_t=() rss=() hun_f=() one_rc=() one_failed=0 hun_failed=0
 for r in $(seq 1 "$RUNS"); do
   pipe_t+=("$(run_pipe)")
   read -r t rc < <(run_one "$r")
   one_t+=("$t")
+  one_rc+=("$rc")
   [[ $rc == 0 ]] || one_failed=$((one_failed + 1))
   read -r t k f < <(run_hundred "$r")
   hun_t+=("$t")
   rss+=("$k")
+  hun_f+=("$f")
   hun_failed=$((hun_failed + f))
   echo "run $r: pipe ${pipe_t[-1]}s one ${one_t[-1]}s (rc $rc) hundred ${t}s ($f links failed) rss ${k}KiB load $(cut -d' ' -f1 /proc/loadavg)" >&2
 done
@@ -121,14 +126,26 @@ pipe_gbs=$(gbps $GIB "$mp")
 one_gbs=$(gbps $GIB "$mo")
 hun_gbs=$(gbps $((100 * JOB100)) "$mh")
 
-mkdir -p bench/results
+mkdir -p "$RESULTS"
 {
-  echo "case,median_seconds,gb_per_s,ratio_to_pipe,runs"
-  echo "pipe_1GiB,$mp,$pipe_gbs,1.00,$RUNS"
-  echo "one_link_1GiB,$mo,$one_gbs,$(awk -v a="$one_gbs" -v b="$pipe_gbs" 'BEGIN {printf "%.2f", a / b}'),$RUNS"
-  echo "hundred_links_200MiB_aggregate,$mh,$hun_gbs,$(awk -v a="$hun_gbs" -v b="$pipe_gbs" 'BEGIN {printf "%.2f", a / b}'),$RUNS"
-  echo "spawn_peak_rss_kib_hundred_links,$mr (max $maxr),,,$RUNS"
-  echo "failed_links,one: $one_failed of $RUNS; hundred: $hun_failed of $((100 * RUNS)),,,$RUNS"
-  echo "load_avg_1min_at_end,$(cut -d' ' -f1 /proc/loadavg) on $(nproc) cpus,,,$RUNS"
-} > bench/results/iomux.csv
-column -t -s, bench/results/iomux.csv
+  echo "case,run,value,unit"
+  for i in "${!pipe_t[@]}"; do
+    r=$((i + 1))
+    echo "output_plain_pipe_1GiB,$r,$(gbps $GIB "${pipe_t[$i]}"),GB/s"
+    echo "output_iomux_1_link_1GiB,$r,$(gbps $GIB "${one_t[$i]}"),GB/s"
+    echo "output_iomux_100_links_aggregate,$r,$(gbps $((100 * JOB100)) "${hun_t[$i]}"),GB/s"
+    echo "rss_iomux_spawn_100_links,$r,${rss[$i]},KiB"
+    echo "failed_links_of_1,$r,$([[ ${one_rc[$i]} == 0 ]] && echo 0 || echo 1),links"
+    echo "failed_links_of_100,$r,${hun_f[$i]},links"
+  done
+} > "$RESULTS/iomux.csv"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+{
+  echo "case,median_seconds,gb_per_s,ratio_to_pipe"
+  echo "pipe_1GiB,$mp,$pipe_gbs,1.00"
+  echo "one_link_1GiB,$mo,$one_gbs,$(ratio "$one_gbs" "$pipe_gbs")"
+  echo "hundred_links_200MiB_aggregate,$mh,$hun_gbs,$(ratio "$hun_gbs" "$pipe_gbs")"
+  echo "spawn_peak_rss_kib_hundred_links,$mr (max $maxr),,"
+  echo "failed_links,one: $one_failed of $RUNS; hundred: $hun_failed of $((100 * RUNS)),,"
+} | column -t -s,
+echo "per-run data: $RESULTS/iomux.csv"

@@ -11,15 +11,17 @@
 #   runc_run        runc run of /bin/true (new namespaces incl. network, no
 #                   interfaces configured; cgroups), which also tears down
 # Target: warden_start median <= 75 ms. Results: a table on stdout and
-# bench/results/lifecycle.csv.
-# Env: BIN_DIR (default target/x86_64-unknown-linux-gnu/release), ROOTFS
-# (default target/rootfs/busybox). Needs root, `wardenctl setup` done (it is
+# bench/results/lifecycle.csv (case,run,value,unit: one row per run and case).
+# Env: BIN_DIR or WARDEN_BIN_DIR (default target/x86_64-unknown-linux-gnu/release),
+# ROOTFS or WARDEN_TEST_ROOTFS (default target/rootfs/busybox), BENCH_RESULTS
+# (default bench/results). Needs root, `wardenctl setup` done (it is
 # run here), runc (apt-get install runc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
-BIN_DIR=$(cd "${BIN_DIR:-target/x86_64-unknown-linux-gnu/release}" && pwd)
-ROOTFS=$(cd "${ROOTFS:-target/rootfs/busybox}" && pwd)
+BIN_DIR=$(cd "${BIN_DIR:-${WARDEN_BIN_DIR:-target/x86_64-unknown-linux-gnu/release}}" && pwd)
+ROOTFS=$(cd "${ROOTFS:-${WARDEN_TEST_ROOTFS:-target/rootfs/busybox}}" && pwd)
+RESULTS=${BENCH_RESULTS:-bench/results}
 W=$BIN_DIR/wardenctl
 [[ -x $W ]] || { echo "build first: make build" >&2; exit 1; }
 command -v runc >/dev/null || { echo "runc is missing: apt-get install runc" >&2; exit 1; }
@@ -29,7 +31,7 @@ WORK=$(mktemp -d /tmp/lifecycle-bench.XXXXXX)
 export WARDEN_DEPOT=$WORK/depot WARDEN_BIN_DIR=$BIN_DIR
 POOL=10.254.240.0/24
 cleanup() {
-  for h in $(ls "$WARDEN_DEPOT" 2>/dev/null); do "$W" destroy "$h" || true; done
+  for h in $("$W" list 2>/dev/null); do "$W" destroy "$h" || true; done
   runc delete -f "lifecycle-bench-$$" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -70,13 +72,13 @@ m_destroy=$(echo "${destroys[*]}" | median)
 m_runc=$(echo "${runcs[*]}" | median)
 printf '%-16s %10s\n' case median_ms
 printf '%-16s %10s\n' warden_start "$m_start" warden_destroy "$m_destroy" runc_run "$m_runc"
-mkdir -p bench/results
+mkdir -p "$RESULTS"
 {
-  echo "case,run,ms"
+  echo "case,run,value,unit"
   for i in "${!starts[@]}"; do
-    echo "warden_start,$((i + 1)),${starts[$i]}"
-    echo "warden_destroy,$((i + 1)),${destroys[$i]}"
-    echo "runc_run,$((i + 1)),${runcs[$i]}"
+    echo "warden_start,$((i + 1)),${starts[$i]},ms"
+    echo "warden_destroy,$((i + 1)),${destroys[$i]},ms"
+    echo "runc_run,$((i + 1)),${runcs[$i]},ms"
   done
-} > bench/results/lifecycle.csv
-echo "target: warden_start <= 75 ms; per-run data in bench/results/lifecycle.csv"
+} > "$RESULTS/lifecycle.csv"
+echo "target: warden_start <= 75 ms; per-run data in $RESULTS/lifecycle.csv"

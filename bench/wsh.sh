@@ -1,25 +1,44 @@
 #!/bin/bash
 # Exec round trip and output throughput of wsh, against peers measured in the
-# same run: nsenter into the same container, a bare fork/exec of /bin/true,
-# and the same writer into a plain pipe on the host. Prints medians, ratios
-# and wshd's idle RSS; appends rows to bench/results/wsh.csv.
+# same run, all on the same busybox rootfs:
+#   exec   wsh /bin/true | nsenter into the same container | runc exec into a
+#          runc container on the same rootfs | bare fork/exec of /bin/true
+#   output dd of N MiB through wsh into a pipe | the same dd into a plain pipe
+#   rss    wshd's RSS with the container idle
+# wsh can beat the plain pipe: it widens the process's stdout pipe to 1 MiB,
+# so dd's 1 MiB writes take fewer wake-ups than in a default 64 KiB pipe.
 #
-#   bench/wsh.sh [ROUNDS]        (root; builds nothing: run `make build rootfs`)
+#   bench/wsh.sh [ROUNDS]      (root; default 300 hyperfine runs per command)
+#
+# Results: a table on stdout; bench/results/wsh.csv (case,run,value,unit: one
+# row per measured run) and bench/results/wsh-hyperfine.json (hyperfine's
+# export, with every run's time). Builds nothing: `make build rootfs` first.
+# Env: WARDEN_BIN_DIR, WARDEN_TEST_ROOTFS, BENCH_RESULTS (default
+# bench/results), WSH_MIB (default 2000), WSH_TP_RUNS (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-300}
 bin=${WARDEN_BIN_DIR:-$PWD/target/x86_64-unknown-linux-gnu/release}
-rootfs=${WARDEN_TEST_ROOTFS:-$PWD/target/rootfs/busybox}
-results=bench/results
+rootfs=$(cd "${WARDEN_TEST_ROOTFS:-$PWD/target/rootfs/busybox}" && pwd)
+results=${BENCH_RESULTS:-bench/results}
+mib=${WSH_MIB:-2000}
+tp_runs=${WSH_TP_RUNS:-5}
 mkdir -p "$results"
-command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
+[[ $(id -u) == 0 ]] || { echo "must run as root" >&2; exit 1; }
+[[ -x $bin/wsh && -x $bin/wardenctl ]] || { echo "build first: make build rootfs" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "hyperfine is missing: apt-get install hyperfine" >&2; exit 1; }
+command -v runc >/dev/null || { echo "runc is missing: apt-get install runc" >&2; exit 1; }
 
 export WARDEN_DEPOT
 WARDEN_DEPOT=$(mktemp -d /tmp/warden-bench.XXXXXX)
+bundle=$WARDEN_DEPOT.runc
+runc_id=wsh-bench-$$
 handle=""
 cleanup() {
-  [ -n "$handle" ] && "$bin/wardenctl" destroy "$handle" >/dev/null 2>&1 || true
-  rm -rf "$WARDEN_DEPOT"
+  if [ -n "$handle" ]; then "$bin/wardenctl" destroy "$handle" >/dev/null 2>&1 || true; fi
+  runc kill "$runc_id" KILL >/dev/null 2>&1 || true
+  runc delete -f "$runc_id" >/dev/null 2>&1 || true
+  rm -rf "$WARDEN_DEPOT" "$bundle"
 }
 trap cleanup EXIT
 "$bin/wardenctl" setup >/dev/null
@@ -28,50 +47,72 @@ path=$("$bin/wardenctl" info "$handle" --json | sed -n 's/.*"container_path": *"
 sock=$path/run/wshd.sock
 pid=$(cat "$path/run/wshd.pid")
 
-json=$(mktemp)
+# The runc peer: runc's default spec (its namespaces, cgroup, mounts) on the
+# same rootfs, writable like a warden container, idling in sleep.
+mkdir -p "$bundle"
+(cd "$bundle" && runc spec)
+sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"readonly": true/"readonly": false/' \
+  -e 's/"sh"$/"sleep", "1000000"/' -e "s|\"path\": \"rootfs\"|\"path\": \"$rootfs\"|" \
+  "$bundle/config.json"
+runc run -d --bundle "$bundle" "$runc_id" </dev/null >/dev/null 2>&1
+runc exec "$runc_id" /bin/true
+
+json=$results/wsh-hyperfine.json
 hyperfine -N --warmup 20 --runs "$rounds" --export-json "$json" \
   -n "wsh /bin/true" "$bin/wsh --socket $sock /bin/true" \
   -n "nsenter /bin/true" "nsenter -t $pid -m -u -i -n -p -r -w /bin/true" \
+  -n "runc exec /bin/true" "runc exec $runc_id /bin/true" \
   -n "bare /bin/true" "/bin/true" >/dev/null
-medians=$(python3 - "$json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-for x in r:
-    print("%s\t%.3f" % (x["command"], x["median"] * 1000))
-PY
-)
-rm -f "$json"
-wsh_ms=$(awk -F'\t' '$1=="wsh /bin/true"{print $2}' <<<"$medians")
-ns_ms=$(awk -F'\t' '$1=="nsenter /bin/true"{print $2}' <<<"$medians")
-bare_ms=$(awk -F'\t' '$1=="bare /bin/true"{print $2}' <<<"$medians")
 
-# Throughput: 2000 MiB from dd, through wsh into a pipe vs into a plain pipe.
-tp() { # label command...
-  local best=()
-  for _ in 1 2 3 4 5; do
-    local s e
-    s=$(date +%s%N)
-    "$@" | cat >/dev/null
-    e=$(date +%s%N)
-    best+=($(( (e - s) / 1000 )))
-  done
-  printf '%s\n' "${best[@]}" | sort -n | sed -n 3p
+# Throughput: dd of $mib MiB through wsh into a pipe vs into a plain pipe.
+tp() { # command... ; prints microseconds
+  local s e
+  s=$(date +%s%N)
+  "$@" | cat >/dev/null
+  e=$(date +%s%N)
+  echo $(((e - s) / 1000))
 }
-mib=2000
-plain_us=$(tp dd if=/dev/zero bs=1M count=$mib status=none)
-wsh_us=$(tp "$bin/wsh" --socket "$sock" dd if=/dev/zero bs=1M count=$mib status=none)
+gbps() { awk -v b=$((mib * 1048576)) -v us="$1" 'BEGIN { printf "%.3f", b / us / 1000 }'; }
+pipe_runs=() wsh_runs=()
+for _ in $(seq "$tp_runs"); do
+  pipe_runs+=("$(gbps "$(tp dd if=/dev/zero bs=1M count="$mib" status=none)")")
+  wsh_runs+=("$(gbps "$(tp "$bin/wsh" --socket "$sock" dd if=/dev/zero bs=1M count="$mib" status=none)")")
+done
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 
-gbps() { awk -v b=$((mib * 1048576)) -v us="$1" 'BEGIN { printf "%.2f", b / us / 1000 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-printf '%-28s %10s %10s\n' "exec round trip (median)" "ms" "vs wsh"
-printf '%-28s %10s %10s\n' "wsh /bin/true" "$wsh_ms" "1.00"
-printf '%-28s %10s %10s\n' "nsenter /bin/true" "$ns_ms" "$(ratio "$ns_ms" "$wsh_ms")"
-printf '%-28s %10s %10s\n' "bare fork/exec /bin/true" "$bare_ms" "$(ratio "$bare_ms" "$wsh_ms")"
-printf '%-28s %10s %10s\n' "throughput ($mib MiB, median)" "GB/s" "vs pipe"
-printf '%-28s %10s %10s\n' "plain pipe" "$(gbps "$plain_us")" "1.00"
-printf '%-28s %10s %10s\n' "through wsh" "$(gbps "$wsh_us")" "$(ratio "$plain_us" "$wsh_us")"
-printf '%-28s %10s\n' "wshd idle RSS (KiB)" "$rss_kb"
 csv=$results/wsh.csv
-[ -f "$csv" ] || echo "date,commit,wsh_ms,nsenter_ms,bare_ms,pipe_gbps,wsh_gbps,wshd_rss_kib" >"$csv"
-echo "$(date -u +%FT%TZ),$(git rev-parse --short HEAD 2>/dev/null || echo none),$wsh_ms,$ns_ms,$bare_ms,$(gbps "$plain_us"),$(gbps "$wsh_us"),$rss_kb" >>"$csv"
+{
+  echo "case,run,value,unit"
+  python3 - "$json" <<'PY'
+import json, sys
+names = {"wsh /bin/true": "exec_wsh", "nsenter /bin/true": "exec_nsenter",
+         "runc exec /bin/true": "exec_runc", "bare /bin/true": "exec_bare"}
+for r in json.load(open(sys.argv[1]))["results"]:
+    for i, t in enumerate(r["times"], 1):
+        print("%s,%d,%.4f,ms" % (names[r["command"]], i, t * 1000))
+PY
+  for i in "${!pipe_runs[@]}"; do
+    echo "output_plain_pipe_${mib}MiB,$((i + 1)),${pipe_runs[$i]},GB/s"
+    echo "output_wsh_${mib}MiB,$((i + 1)),${wsh_runs[$i]},GB/s"
+  done
+  echo "rss_wshd_idle,1,$rss_kb,KiB"
+} >"$csv"
+
+median_of() { awk -F, -v c="$1" '$1 == c {print $3}' "$csv" | sort -g |
+  awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+bare=$(median_of exec_bare)
+pipe=$(median_of "output_plain_pipe_${mib}MiB")
+printf '%-28s %10s %10s\n' "exec round trip (median)" "ms" "vs bare"
+for c in wsh nsenter runc bare; do
+  m=$(median_of "exec_$c")
+  label=$c
+  [ "$c" != runc ] || label="runc exec"
+  printf '%-28s %10s %10s\n' "$label /bin/true" "$m" "$(ratio "$m" "$bare")"
+done
+printf '%-28s %10s %10s\n' "output ($mib MiB, median)" "GB/s" "vs pipe"
+printf '%-28s %10s %10s\n' "plain pipe" "$pipe" "1.00"
+w=$(median_of "output_wsh_${mib}MiB")
+printf '%-28s %10s %10s\n' "through wsh" "$w" "$(ratio "$w" "$pipe")"
+printf '%-28s %10s\n' "wshd idle RSS (KiB)" "$rss_kb"
+echo "per-run data: $csv, $json"
