@@ -5,6 +5,8 @@
 #      (TORTURE_SCALE=full; the bounded default, run by `make test`, is the
 #      issue's 10,000).
 #   2. torture_iomux: 1,000 kill/re-link rounds on one job (100 by default).
+#   2b. torture_wardenctl: 100 create/destroy cycles, 50 rounds of killed
+#      create/destroy and repair, 50 concurrent creates (20, 10, 20 by default).
 #   3. the fuzz targets of fuzz/ for FUZZ_SECONDS each (default 120 here).
 #
 # Env: TORTURE_SCALE (full, or a number), TORTURE_SEED (hex, replays a
@@ -23,9 +25,10 @@ fuzz_seconds=${FUZZ_SECONDS:-120}
 
 start=$SECONDS
 cargo build --release --workspace
-cargo test --release -p tests --test torture_wshd --test torture_iomux -- \
+cargo test --release -p tests --test torture_wshd --test torture_iomux \
+  --test torture_wardenctl -- \
   --test-threads=1 --nocapture
-echo "torture.sh: wshd and iomux torture passed in $((SECONDS - start))s" >&2
+echo "torture.sh: wshd, iomux and wardenctl torture passed in $((SECONDS - start))s" >&2
 
 start=$SECONDS
 FUZZ_SECONDS=$fuzz_seconds tests/fuzz.sh

@@ -14,6 +14,10 @@ target=$1
 
 if [ -x "$target/destroy.sh" ]; then
   "$target/destroy.sh"
+  # Gone first: a destroy killed during the removal below leaves a partial
+  # directory whose teardown is done, and which must not run a half-removed
+  # destroy.sh again.
+  rm -f "$target/destroy.sh"
 fi
 
 # A wshd that did not keep its mounts private leaves the overlay on the host.

@@ -7,11 +7,14 @@
 set -eu
 
 case "$0" in */*) cd "${0%/*}" ;; esac
-. ./lib/common.sh
 
+# Checked before lib/ is read: a create killed while copying the skeleton
+# leaves this script without lib/ (and without etc/config: nothing to undo).
 [ -f etc/config ] || exit 0
 # Done before (root/destroy.sh runs this again after a server or wardenctl did).
 [ ! -f run/destroyed ] || exit 0
+
+. ./lib/common.sh
 
 ./net.sh teardown || echo "destroy.sh: net.sh teardown failed, going on" >&2
 
