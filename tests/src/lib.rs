@@ -8,6 +8,7 @@ pub mod client;
 #[allow(unsafe_code)]
 pub mod container;
 pub mod ctl;
+pub mod iomux_job;
 pub mod paths;
 pub mod torture;
 

@@ -6,18 +6,18 @@
 //! needs the links in place first, so nothing depends on timing.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use tests::iomux_job::{alive, Link, Spawn, TempDir};
 use tests::paths::bin;
+use tests::torture::Rng;
 
 /// Far longer than any of these jobs needs; only stops a hung test.
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -25,200 +25,12 @@ const DEADLINE: Duration = Duration::from_secs(180);
 // ---------------------------------------------------------------------------
 // Guards and helpers
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "iomux-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn join(&self, s: &str) -> PathBuf {
-        self.0.join(s)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running iomux-spawn; killed with its whole session on drop.
-struct Spawn {
-    child: Option<Child>,
-    stdout: BufReader<ChildStdout>,
-    job_pid: i32,
-}
-
-impl Spawn {
-    fn start(dir: &Path, script: &str) -> Spawn {
-        Spawn::start_with(dir, script, &[])
-    }
-
-    fn start_with(dir: &Path, script: &str, env: &[(&str, &str)]) -> Spawn {
-        let mut child = Command::new(bin("iomux-spawn"))
-            .envs(env.iter().copied())
-            .arg(dir)
-            .args(["sh", "-c", script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting iomux-spawn");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let job_pid = line
-            .strip_prefix("child_pid=")
-            .and_then(|s| s.trim_end().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        assert!(line.ends_with('\n'));
-        Spawn {
-            child: Some(child),
-            stdout,
-            job_pid,
-        }
-    }
-
-    /// The second line, printed once a client is on each socket.
-    fn read_active(&mut self) {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        assert_eq!(line, "child active\n");
-    }
-
-    /// Wait for iomux-spawn to exit; it must exit 0 and leave no job behind.
-    fn wait_ok(mut self) {
-        let mut child = self.child.take().unwrap();
-        let st = wait_deadline(&mut child);
-        assert_eq!(st.code(), Some(0), "iomux-spawn exit status {st}");
-        assert!(
-            !alive(self.job_pid),
-            "job {} outlived iomux-spawn",
-            self.job_pid
-        );
-    }
-}
-
-impl Drop for Spawn {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // iomux-spawn leads its own session: take the job down with it.
-            let _ = kill(Pid::from_raw(-(c.id() as i32)), Signal::SIGKILL);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A running iomux-link writing to files; killed on drop.
-struct Link {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Link {
-    fn start(dir: &Path, cursors: Option<&Path>, tag: &str, outdir: &Path) -> Link {
-        let out = outdir.join(format!("{tag}.out"));
-        let err = outdir.join(format!("{tag}.err"));
-        let mut cmd = Command::new(bin("iomux-link"));
-        if let Some(c) = cursors {
-            cmd.arg("-w").arg(c);
-        }
-        let child = cmd
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out).unwrap())
-            .stderr(fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("starting iomux-link");
-        Link {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let st = wait_deadline(self.child.as_mut().unwrap());
-        self.child = None;
-        st
-    }
-
-    fn out(&self) -> Vec<u8> {
-        fs::read(&self.out).unwrap()
-    }
-
-    fn err(&self) -> String {
-        fs::read_to_string(&self.err).unwrap()
-    }
-
-    /// True once the link has its three sockets open.
-    fn connected(&self) -> bool {
-        let dir = format!("/proc/{}/fd", self.pid());
-        let Ok(entries) = fs::read_dir(dir) else {
-            return false;
-        };
-        entries
-            .flatten()
-            .filter(|e| {
-                fs::read_link(e.path())
-                    .map(|t| t.to_string_lossy().starts_with("socket:"))
-                    .unwrap_or(false)
-            })
-            .count()
-            >= 3
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_deadline(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            panic!("process {} did not finish", child.id());
-        }
-        sleep(Duration::from_millis(5));
-    }
-}
-
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
         sleep(Duration::from_millis(5));
     }
-}
-
-fn alive(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok()
 }
 
 fn run(cmd: &mut Command) -> (ExitStatus, String) {
@@ -236,25 +48,6 @@ fn seq_lines(prefix: &str, first: u64, last: u64) -> Vec<u8> {
         v.extend_from_slice(format!("{prefix}{i}\n").as_bytes());
     }
     v
-}
-
-/// Cheap per-test random numbers (no crate needed).
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Self {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Rng(t | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 fn sockets_in(dir: &Path) -> Vec<String> {
@@ -346,12 +139,12 @@ fn relinking_100_times_after_sigterm_loses_and_repeats_nothing() {
     );
     let spawn = Spawn::start(&job, &script);
     let cursors = t.join("cursors");
-    let mut rng = Rng::new();
+    let mut rng = Rng(tests::torture::seed());
     let mut all_out = Vec::new();
     let mut all_err = Vec::new();
     for round in 0..100 {
         let mut link = Link::start(&job, Some(&cursors), &format!("r{round}"), t.path());
-        sleep(Duration::from_micros(rng.below(40_000)));
+        sleep(Duration::from_micros(rng.below(40_000) as u64));
         kill(link.pid(), Signal::SIGTERM).unwrap();
         let st = link.wait();
         // Killed before its handler was installed it writes nothing; with

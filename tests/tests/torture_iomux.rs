@@ -15,16 +15,13 @@
 //! choice of signals and delays.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tests::paths::bin;
+use tests::iomux_job::{alive, wait_deadline, Link, Spawn, TempDir};
 use tests::torture::{self, Rng, SeedOnFailure};
 
 /// Far longer than any round needs; only stops a hung test.
@@ -32,131 +29,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 fn rounds() -> usize {
     torture::scale(100, 1_000)
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("iomux-torture-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).expect("creating the test directory");
-        TempDir(p)
-    }
-    fn join(&self, s: &str) -> PathBuf {
-        self.0.join(s)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn wait_deadline(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("waiting for a child") {
-            return st;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process {} did not finish", child.id());
-        }
-        sleep(Duration::from_millis(2));
-    }
-}
-
-/// iomux-spawn with its job; the session is killed on drop.
-struct Spawn {
-    child: Option<Child>,
-    _stdout: BufReader<ChildStdout>,
-    job_pid: i32,
-}
-
-impl Spawn {
-    fn start(dir: &Path, script: &str) -> Spawn {
-        let mut child = Command::new(bin("iomux-spawn"))
-            .arg(dir)
-            .args(["sh", "-c", script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting iomux-spawn");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("reading child_pid=");
-        let job_pid = line
-            .strip_prefix("child_pid=")
-            .and_then(|s| s.trim_end().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Spawn {
-            child: Some(child),
-            _stdout: stdout,
-            job_pid,
-        }
-    }
-}
-
-impl Drop for Spawn {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = kill(Pid::from_raw(-(c.id() as i32)), Signal::SIGKILL);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// One iomux-link writing to files, killed on drop.
-struct Link {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Link {
-    fn start(job: &Path, cursors: &Path, outdir: &Path) -> Link {
-        let out = outdir.join("link.out");
-        let err = outdir.join("link.err");
-        let child = Command::new(bin("iomux-link"))
-            .arg("-w")
-            .arg(cursors)
-            .arg(job)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out).expect("creating link.out"))
-            .stderr(fs::File::create(&err).expect("creating link.err"))
-            .spawn()
-            .expect("starting iomux-link");
-        Link {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
-    }
-    fn wait(&mut self) -> ExitStatus {
-        let st = wait_deadline(self.child.as_mut().expect("running"));
-        self.child = None;
-        st
-    }
-    fn output(&self) -> (Vec<u8>, Vec<u8>) {
-        (
-            fs::read(&self.out).expect("reading link.out"),
-            fs::read(&self.err).expect("reading link.err"),
-        )
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn cursors_of(path: &Path) -> (u32, u32) {
@@ -171,10 +43,6 @@ fn cursors_of(path: &Path) -> (u32, u32) {
     }
 }
 
-fn alive(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok()
-}
-
 #[test]
 fn a_thousand_kill_and_relink_rounds_give_the_exact_output() {
     let seed = torture::seed();
@@ -185,7 +53,7 @@ fn a_thousand_kill_and_relink_rounds_give_the_exact_output() {
     let rounds = rounds();
     eprintln!("torture_iomux: {rounds} rounds, TORTURE_SEED={seed:x}");
     let mut rng = Rng(seed);
-    let t = TempDir::new();
+    let t = TempDir::new("torture");
     let job = t.join("job");
     fs::create_dir(&job).unwrap();
     let stop = t.join("stop");
@@ -209,7 +77,7 @@ fn a_thousand_kill_and_relink_rounds_give_the_exact_output() {
             fs::write(&stop, b"").unwrap();
         }
         let before = cursors_of(&cursors);
-        let mut link = Link::start(&job, &cursors, &t.0);
+        let mut link = Link::start(&job, Some(&cursors), "link", t.path());
         let signal = if last {
             None
         } else {
@@ -250,7 +118,7 @@ fn a_thousand_kill_and_relink_rounds_give_the_exact_output() {
     }
     let elapsed = started.elapsed();
     let mut spawn = spawn;
-    let st = wait_deadline(spawn.child.as_mut().expect("spawner running"));
+    let st = wait_deadline(spawn.child.as_mut().expect("spawner running"), DEADLINE);
     spawn.child = None;
     assert_eq!(st.code(), Some(0), "iomux-spawn exit status {st}");
     assert!(!alive(spawn.job_pid), "the job outlived iomux-spawn");
