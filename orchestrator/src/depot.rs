@@ -51,12 +51,7 @@ impl Depot {
     pub fn lock(&self) -> Result<DepotLock> {
         self.ensure()?;
         let path = self.root.join(".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io(format!("open {}", path.display())))?;
+        let file = open_lock_file(&path)?;
         let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Io {
             context: format!("flock {}", path.display()),
             source: errno.into(),
@@ -254,6 +249,19 @@ pub fn validate_handle(handle: &str) -> Result<()> {
         return bad("contains a space, a non-printable or a non-ASCII character");
     }
     Ok(())
+}
+
+/// Open (creating it if needed, private to root) a file that exists only to
+/// be flock'd: the depot's, a job recorder's, an OOM watcher's.
+pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io(format!("open {}", path.display())))
 }
 
 #[cfg(test)]

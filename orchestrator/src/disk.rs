@@ -30,16 +30,26 @@ pub const BLOCK: u64 = 1024;
 pub const MIN_BYTES: u64 = 1 << 20;
 
 /// The fields of Warden's LimitDiskRequest; `*_limit` is the hard limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Also `wardenctl limit-disk`'s flags, one per field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::Args)]
 pub struct DiskRequest {
+    #[arg(long)]
     pub byte_limit: Option<u64>,
+    #[arg(long)]
     pub byte_soft: Option<u64>,
+    #[arg(long)]
     pub byte_hard: Option<u64>,
+    #[arg(long)]
     pub block_limit: Option<u64>,
+    #[arg(long)]
     pub block_soft: Option<u64>,
+    #[arg(long)]
     pub block_hard: Option<u64>,
+    #[arg(long)]
     pub inode_limit: Option<u64>,
+    #[arg(long)]
     pub inode_soft: Option<u64>,
+    #[arg(long)]
     pub inode_hard: Option<u64>,
 }
 

@@ -294,13 +294,7 @@ fn start_recorder(dir: &Path, discard_output: bool) -> Result<()> {
 /// trusting pids.
 fn lock_recorder(dir: &Path, wait: bool) -> Result<Option<Flock<File>>> {
     let path = dir.join("record.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(Error::io(format!("open {}", path.display())))?;
+    let file = crate::depot::open_lock_file(&path)?;
     let arg = if wait {
         FlockArg::LockExclusive
     } else {
@@ -414,23 +408,44 @@ fn ensure_recorder(dir: &Path) -> Result<()> {
     }
 }
 
+/// Restarts a job's recorder if it died, at most every RECORDER_CHECK: link
+/// and stream wait on the recorder's files, which only it writes.
+struct RecorderWatch<'a> {
+    dir: &'a Path,
+    checked: Instant,
+}
+
+impl<'a> RecorderWatch<'a> {
+    fn new(dir: &'a Path) -> Self {
+        RecorderWatch {
+            dir,
+            checked: Instant::now(),
+        }
+    }
+
+    fn check(&mut self) -> Result<()> {
+        if self.checked.elapsed() <= RECORDER_CHECK {
+            return Ok(());
+        }
+        self.checked = Instant::now();
+        ensure_recorder(self.dir)
+    }
+}
+
 /// Waits for the job to end, then writes all its output to ours; returns the
 /// job's exit code.
 pub fn link(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
     let instance = Instance::open(depot, handle)?;
     let dir = job_dir(&instance, job)?;
+    let mut recorder = RecorderWatch::new(&dir);
     let mut failure = None;
-    let mut checked = Instant::now();
     poll_until(Duration::MAX, || {
         if dir.join("exit_status").exists() {
             return true;
         }
-        if checked.elapsed() > RECORDER_CHECK {
-            checked = Instant::now();
-            if let Err(e) = ensure_recorder(&dir) {
-                failure = Some(e);
-                return true;
-            }
+        if let Err(e) = recorder.check() {
+            failure = Some(e);
+            return true;
         }
         false
     });
@@ -461,17 +476,16 @@ pub fn stream(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
     let dir = job_dir(&instance, job)?;
     let mut out = Follower::new(dir.join("stdout.log"));
     let mut err = Follower::new(dir.join("stderr.log"));
+    let mut recorder = RecorderWatch::new(&dir);
     let mut failure = None;
-    let mut checked = Instant::now();
     poll_until(Duration::MAX, || {
         let ended = dir.join("exit_status").exists();
         let moved = out.pump(&mut io::stdout().lock()) | err.pump(&mut io::stderr().lock());
         if ended && !moved {
             return true;
         }
-        if !ended && checked.elapsed() > RECORDER_CHECK {
-            checked = Instant::now();
-            if let Err(e) = ensure_recorder(&dir) {
+        if !ended {
+            if let Err(e) = recorder.check() {
                 failure = Some(e);
                 return true;
             }

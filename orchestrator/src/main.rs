@@ -197,24 +197,8 @@ enum Cmd {
     /// is the hard one) and print those in force.
     LimitDisk {
         handle: String,
-        #[arg(long)]
-        byte_limit: Option<u64>,
-        #[arg(long)]
-        byte_soft: Option<u64>,
-        #[arg(long)]
-        byte_hard: Option<u64>,
-        #[arg(long)]
-        block_limit: Option<u64>,
-        #[arg(long)]
-        block_soft: Option<u64>,
-        #[arg(long)]
-        block_hard: Option<u64>,
-        #[arg(long)]
-        inode_limit: Option<u64>,
-        #[arg(long)]
-        inode_soft: Option<u64>,
-        #[arg(long)]
-        inode_hard: Option<u64>,
+        #[command(flatten)]
+        request: orchestrator::disk::DiskRequest,
     },
     /// Limit bandwidth both ways: RATE bit/s, BURST bytes.
     LimitBandwidth {
@@ -504,29 +488,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 shares.or(shares_flag),
             )?)?;
         }
-        Cmd::LimitDisk {
-            handle,
-            byte_limit,
-            byte_soft,
-            byte_hard,
-            block_limit,
-            block_soft,
-            block_hard,
-            inode_limit,
-            inode_soft,
-            inode_hard,
-        } => {
-            let request = orchestrator::disk::DiskRequest {
-                byte_limit,
-                byte_soft,
-                byte_hard,
-                block_limit,
-                block_soft,
-                block_hard,
-                inode_limit,
-                inode_soft,
-                inode_hard,
-            };
+        Cmd::LimitDisk { handle, request } => {
             let limits = orchestrator::disk::limit(&depot, &handle, &request)?;
             write!(out, "{}", limits.to_text()).map_err(Error::io("write stdout"))?;
         }

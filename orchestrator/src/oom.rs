@@ -32,12 +32,7 @@ fn lock_path(dir: &Path) -> PathBuf {
 
 fn try_lock(dir: &Path) -> Result<Option<Flock<File>>> {
     let path = lock_path(dir);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(Error::io(format!("open {}", path.display())))?;
+    let file = crate::depot::open_lock_file(&path)?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

@@ -315,6 +315,30 @@ impl Container {
         Ok(())
     }
 
+    /// Host pids of the container's processes, zombies included (a zombie
+    /// has no namespace links, so walk the children of its init instead).
+    pub fn tree(&self) -> Vec<i32> {
+        let mut all = vec![self.pid().as_raw()];
+        let mut i = 0;
+        while i < all.len() {
+            let p = all[i];
+            for task in fs::read_dir(format!("/proc/{p}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                all.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|s| s.parse::<i32>().ok()),
+                );
+            }
+            i += 1;
+        }
+        all
+    }
+
     /// `wsh --socket run/wshd.sock ARGS...` with no stdin.
     pub fn wsh<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
         self.wsh_with(args, &[], &[])
@@ -442,5 +466,20 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .lines()
         .filter(|l| l.contains(&needle))
         .map(str::to_string)
+        .collect()
+}
+
+/// Which of `pids` are zombies.
+pub fn zombies(pids: &[i32]) -> Vec<i32> {
+    pids.iter()
+        .copied()
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/stat"))
+                .map(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
         .collect()
 }

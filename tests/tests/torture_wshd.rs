@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tests::client;
-use tests::container::Container;
+use tests::container::{self, Container};
 use tests::require_root;
 use tests::torture::{self, Rng, SeedOnFailure};
 use wire::fdpass::FdPassError;
@@ -571,44 +571,6 @@ fn fd_count(c: &Container) -> usize {
         .count()
 }
 
-fn zombies(pids: &[i32]) -> Vec<i32> {
-    pids.iter()
-        .copied()
-        .filter(|p| {
-            fs::read_to_string(format!("/proc/{p}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-/// Host pids of the container's processes, zombies included (a zombie has
-/// no namespace links, so walk the children of its init instead).
-fn container_tree(c: &Container) -> Vec<i32> {
-    let mut all = vec![c.pid().as_raw()];
-    let mut i = 0;
-    while i < all.len() {
-        let p = all[i];
-        for task in fs::read_dir(format!("/proc/{p}/task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            all.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|s| s.parse::<i32>().ok()),
-            );
-        }
-        i += 1;
-    }
-    all
-}
-
 /// wshd's log lines counted by kind (the text before the first detail).
 fn log_kinds(log: &str) -> String {
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
@@ -794,7 +756,7 @@ fn ten_thousand_malformed_requests_leave_wshd_serving_and_clean() {
     // Baseline once wshd has served a request (anything it allocates
     // lazily is then allocated).
     serves(&c, "warm").unwrap();
-    assert!(eventually(|| container_tree(&c).len() == 1));
+    assert!(eventually(|| c.tree().len() == 1));
     let base_fds = fd_count(&c);
 
     let holders = hold(&c, &mut rng);
@@ -890,11 +852,11 @@ fn ten_thousand_malformed_requests_leave_wshd_serving_and_clean() {
         fd_count(&c)
     );
     assert!(
-        eventually(|| container_tree(&c).len() == 1),
+        eventually(|| c.tree().len() == 1),
         "processes left in the container: {}",
-        describe(&container_tree(&c))
+        describe(&c.tree())
     );
-    assert!(zombies(&container_tree(&c)).is_empty());
+    assert!(container::zombies(&c.tree()).is_empty());
     assert_eq!(c.processes(), vec![init], "only wshd is left");
 
     // And a normal request through wsh works at the end.

@@ -580,45 +580,6 @@ fn a_request_sent_byte_by_byte_is_served() {
     c.destroy().unwrap();
 }
 
-fn zombies(pids: &[i32]) -> Vec<i32> {
-    pids.iter()
-        .copied()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-/// Host pids of the container's processes, zombies included (a zombie has
-/// no namespace links, so walk the children of its init instead).
-fn container_tree(c: &Container) -> Vec<i32> {
-    let mut all = vec![c.pid().as_raw()];
-    let mut i = 0;
-    while i < all.len() {
-        let p = all[i];
-        for task in std::fs::read_dir(format!("/proc/{p}/task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            all.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|s| s.parse::<i32>().ok()),
-            );
-        }
-        i += 1;
-    }
-    all
-}
-
 #[test]
 fn orphans_are_reaped_by_wshd() {
     root_only!();
@@ -630,11 +591,11 @@ fn orphans_are_reaped_by_wshd() {
     let init = c.pid().as_raw();
     assert!(
         eventually(|| {
-            let tree = container_tree(&c);
-            tree.len() == 1 && zombies(&tree).is_empty()
+            let tree = c.tree();
+            tree.len() == 1 && container::zombies(&tree).is_empty()
         }),
         "left behind: {:?}",
-        container_tree(&c)
+        c.tree()
             .into_iter()
             .filter(|&p| p != init)
             .collect::<Vec<_>>()
@@ -651,7 +612,7 @@ fn killing_wshd_leaves_nothing_behind() {
         let out = run(&c, &["sh", "-c", "sleep 1000 >/dev/null 2>&1 &"], "vcap");
         assert_eq!(out.exit, Some(0));
     }
-    let tree = container_tree(&c);
+    let tree = c.tree();
     assert!(tree.len() >= 4, "{tree:?}");
     c.destroy().unwrap();
     let left: Vec<i32> = tree
