@@ -42,7 +42,7 @@ struct Cli {
     /// Where container directories live.
     #[arg(long, env = "WARDEN_DEPOT", default_value = orchestrator::depot::DEFAULT_DEPOT, global = true)]
     depot: PathBuf,
-    /// Directory holding wshd, wsh, iomux-spawn, iomux-link (default: wardenctl's own).
+    /// Directory holding the helpers (wshd, wsh, iomux-spawn, iomux-link, cgroup-devices; default: wardenctl's own).
     #[arg(long, env = "WARDEN_BIN_DIR", global = true)]
     bin_dir: Option<PathBuf>,
     /// Directory holding root/ and skeleton/ (the setup scripts).

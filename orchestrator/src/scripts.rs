@@ -10,13 +10,13 @@ use std::process::{Command, Stdio};
 use crate::errors::{Error, Result};
 
 /// The helper binaries an instance needs in its bin/.
-pub const HELPERS: [&str; 4] = ["wshd", "wsh", "iomux-spawn", "iomux-link"];
+pub const HELPERS: [&str; 5] = ["wshd", "wsh", "iomux-spawn", "iomux-link", "cgroup-devices"];
 
 #[derive(Debug, Clone)]
 pub struct Paths {
     /// Holds root/ and skeleton/.
     pub scripts: PathBuf,
-    /// Holds wshd, wsh, iomux-spawn, iomux-link (and normally wardenctl).
+    /// Holds the helpers (HELPERS) and normally wardenctl.
     pub bin: PathBuf,
 }
 

@@ -2,8 +2,8 @@
 # create.sh INSTANCE_PATH: copy the skeleton to INSTANCE_PATH (which must not
 # exist), run its setup.sh in a private mount namespace, print the path.
 # The instance's environment (id, network_*, user_uid, rootfs_path, ...) is
-# passed through to setup.sh. With WARDEN_BIN_DIR set, wshd, wsh, iomux-spawn
-# and iomux-link are taken from there into the instance's bin/.
+# passed through to setup.sh. With WARDEN_BIN_DIR set, wshd, wsh, iomux-spawn,
+# iomux-link and cgroup-devices are taken from there into the instance's bin/.
 [ -n "${DEBUG:-}" ] && set -x
 set -eu
 
@@ -34,7 +34,7 @@ trap 'rm -rf "$target"' EXIT
 cp -a "$skeleton/." "$target/"
 
 if [ -n "${WARDEN_BIN_DIR:-}" ]; then
-  set -- wshd wsh iomux-spawn iomux-link
+  set -- wshd wsh iomux-spawn iomux-link cgroup-devices
   for b in "$@"; do
     [ -x "$WARDEN_BIN_DIR/$b" ] || die "$WARDEN_BIN_DIR/$b is missing"
   done

@@ -30,7 +30,8 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 TESTS="cgroup2-only
 wshd-start wshd-exit-codes wshd-stdio wshd-users wshd-tty wshd-fds wshd-teardown
 wardenctl-setup wardenctl-create wardenctl-run wardenctl-spawn-link pids-max
-wardenctl-stop wardenctl-destroy wardenctl-two-containers"
+wardenctl-stop wardenctl-destroy wardenctl-two-containers
+device-whitelist memory-oom cpu-weight disk-loop disk-quota net-out net-in"
 
 fail() {
   echo "$*" >&2
@@ -447,7 +448,280 @@ t_wardenctl_two_containers() {
   [ -z "$left" ] || fail "left behind${left}"
 }
 
+# ------------------------------------------ limits, devices, networking
+
+# ctr HANDLE [CREATE ARGS]: create a container this test owns (the runner
+# destroys whatever a failed test left), set $id, $cg, $path, $wshd_pid.
+ctr() {
+  _h=$1
+  shift
+  echo "$_h" >> "$STATE/owned"
+  capture ctl create --handle "$_h" "$@"
+  expect "create $_h ($err)" "$rc" 0
+  id=$(json_str id "$(ctl info "$_h" --json)")
+  [ -n "$id" ] || fail "no id for $_h"
+  cg=$CG/instance-$id
+  path=$WARDEN_DEPOT/$_h
+  wshd_pid=$(cat "$path/run/wshd.pid")
+}
+
+# gone HANDLE ID: destroy it and check it left nothing.
+gone() {
+  capture ctl destroy "$1"
+  expect "destroy $1 ($err)" "$rc" 0
+  leftovers "$2" "$WARDEN_DEPOT/$1"
+  [ -z "$left" ] || fail "$1 left behind${left}"
+}
+
+# wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds.
+wait_for() {
+  _what=$1 _n=$(($2 * 10))
+  shift 2
+  while ! "$@"; do
+    _n=$((_n - 1))
+    [ $_n -gt 0 ] || fail "timed out waiting for $_what"
+    sleep 0.1
+  done
+}
+
+is_stopped() {
+  [ "$(json_str state "$(ctl info "$1" --json)")" = stopped ]
+}
+
+# listens HANDLE PORT: something in the container listens on tcp PORT.
+listens() {
+  ctl run "$1" -- sh -c "netstat -ltn 2>/dev/null | grep -q ':$2 '"
+}
+
+t_device_whitelist() {
+  ctr dev1
+  # The whitelist is a BPF program on the group, not a file.
+  [ ! -e "$cg/devices.allow" ] || fail "a devices.allow file on cgroup v2?"
+  # Control: outside the container this kernel lets root make a disk node.
+  mknod "$STATE/blk" b 7 0 || fail "the host cannot mknod a block device (control)"
+  rm -f "$STATE/blk"
+  capture ctl run dev1 --privileged -- sh -c '
+    id -u
+    cat /dev/null && echo null-read
+    echo x > /dev/null && echo null-write
+    echo urandom-$(head -c 8 /dev/urandom | wc -c)
+    echo zero-$(head -c 4 /dev/zero | wc -c)
+    mknod /tmp/disk b 7 0 2>/dev/null && echo mknod-block
+    mknod /tmp/mem c 1 1 2>/dev/null && echo mknod-mem
+    echo done'
+  echo "in the container: $(words "$out")"
+  expect "root in the container" "$(words "$out")" "0 null-read null-write urandom-8 zero-4 done"
+  # A node that exists (made from the host side, in the container's mount
+  # namespace but not its cgroup) still cannot be opened from inside.
+  nsenter -t "$wshd_pid" -m mknod /tmp/loop0 b 7 0 || fail "cannot make /tmp/loop0 from the host side"
+  capture ctl run dev1 --privileged -- sh -c 'ls -l /tmp/loop0 >/dev/null && echo exists; head -c 1 /tmp/loop0 > /dev/null 2>&1 && echo opened; echo done'
+  expect "open of a block node" "$(words "$out")" "exists done"
+  # The tty and pty nodes of the whitelist work: a tty session runs.
+  out=$(in_tty "$BIN/wsh --socket $path/run/wshd.sock tty")
+  case "$out" in /dev/pts/*) ;; *) fail "tty in dev1: got '$out'" ;; esac
+  gone dev1 "$id"
+}
+
+t_memory_oom() {
+  ctr mem1
+  capture ctl limit-memory mem1 50331648
+  expect "limit-memory ($err)" "$rc" 0
+  expect "limit-memory prints the limit" "$out" 50331648
+  expect "memory.max" "$(cat "$cg/memory.max")" 50331648
+  [ ! -f "$cg/memory.swap.max" ] || expect "memory.swap.max" "$(cat "$cg/memory.swap.max")" 0
+  capture ctl limit-memory mem1 1000
+  expect "a limit below the minimum ($err)" "$rc" 5
+  expect "memory.max after a refused limit" "$(cat "$cg/memory.max")" 50331648
+  kills0=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.events")
+  # A shell variable of 100 MB: the shell's heap grows past the limit.
+  capture ctl run mem1 -- sh -c "x=\$(head -c 100000000 /dev/zero | tr '\\0' a); echo alive"
+  case "$out" in *alive*) fail "the allocation survived the limit (exit $rc)" ;; esac
+  kills1=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.events")
+  echo "memory.events oom_kill: $kills0 -> $kills1"
+  [ "$kills1" -gt "$kills0" ] || fail "memory.events counted no oom_kill"
+  wait_for "mem1 to be stopped after the OOM kill" 60 is_stopped mem1
+  info=$(ctl info mem1 --json)
+  case "$info" in *'"out of memory"'*) ;; *) fail "no out of memory event: $info" ;; esac
+  gone mem1 "$id"
+}
+
+t_cpu_weight() {
+  ctr cpu1
+  id1=$id cg1=$cg
+  ctr cpu2
+  id2=$id cg2=$cg
+  capture ctl limit-cpu cpu1 1024
+  expect "limit-cpu 1024 ($err)" "$rc" 0
+  expect "weight of 1024 shares" "$out" 39
+  expect "cpu.weight" "$(cat "$cg1/cpu.weight")" 39
+  capture ctl limit-cpu cpu2 3072
+  expect "weight of 3072 shares" "$out" 118
+  capture ctl limit-cpu cpu1 1
+  expect "shares below 2 ($err)" "$rc" 5
+  expect "cpu.weight after a refused value" "$(cat "$cg1/cpu.weight")" 39
+  # Both spin on one cpu for a few seconds; usage follows the weights.
+  for c in "$cg1" "$cg2"; do
+    [ -f "$c/cpuset.cpus" ] || fail "no cpuset.cpus in $c (cpuset controller not enabled)"
+    echo 0 > "$c/cpuset.cpus"
+  done
+  capture ctl spawn cpu1 -- sh -c 'while :; do :; done'
+  capture ctl spawn cpu2 -- sh -c 'while :; do :; done'
+  # Measured once both spin (a spawn takes a while under emulation).
+  sleep 1
+  u1=$(awk '$1 == "usage_usec" { print $2 }' "$cg1/cpu.stat")
+  u2=$(awk '$1 == "usage_usec" { print $2 }' "$cg2/cpu.stat")
+  sleep 4
+  d1=$(($(awk '$1 == "usage_usec" { print $2 }' "$cg1/cpu.stat") - u1))
+  d2=$(($(awk '$1 == "usage_usec" { print $2 }' "$cg2/cpu.stat") - u2))
+  echo "cpu time over 4 s on one cpu: weight 39: ${d1} us, weight 118: ${d2} us"
+  [ "$d1" -gt 0 ] || fail "cpu1 got no cpu time"
+  # 118/39 is about 3; allow for an emulated machine's noise.
+  [ $((d2 * 10)) -ge $((d1 * 20)) ] || fail "weights 39:118 gave cpu time $d1:$d2 (want at least 1:2)"
+  [ $((d2 * 10)) -le $((d1 * 50)) ] || fail "weights 39:118 gave cpu time $d1:$d2 (want at most 1:5)"
+  gone cpu1 "$id1"
+  gone cpu2 "$id2"
+}
+
+t_disk_loop() {
+  ctr dl1 --disk-limit 16777216 --disk-inode-limit 300
+  id1=$id
+  # The limit is what the container can write (the image is sized so that
+  # at least that much is free): 15 MiB fit, 32 do not.
+  capture ctl run dl1 -- sh -c 'dd if=/dev/zero of=a bs=1M count=15 2>&1'
+  expect "15 MiB under a 16 MiB limit ($out)" "$rc" 0
+  capture ctl run dl1 -- sh -c 'rm a; dd if=/dev/zero of=big bs=1M count=32 2>/dev/null; echo $?; ls -l big'
+  written=$(echo "$out" | awk 'NR == 2 { print $5 }')
+  echo "dd exit and size: $(words "$out")"
+  [ "$(echo "$out" | head -n 1)" != 0 ] || fail "32 MiB fit in a 16 MiB disk"
+  [ "${written:-0}" -le 17825792 ] || fail "wrote $written bytes under a 16 MiB limit"
+  capture ctl run dl1 -- sh -c 'rm -f big; i=0; while [ $i -lt 400 ] && touch f$i 2>/dev/null; do i=$((i + 1)); done; echo $i'
+  echo "files made under 300 inodes: $out"
+  # ext4 rounds the inode count up to fill its inode tables.
+  { [ "$out" -ge 290 ] && [ "$out" -le 320 ]; } || fail "made $out files under an inode limit of 300"
+  loops=$(losetup -a | grep -c "$path/" || true)
+  expect "loop devices of dl1" "$loops" 1
+  gone dl1 "$id1"
+  expect "loop devices after destroy" "$(losetup -a | grep -c "$WARDEN_DEPOT/dl1/" || true)" 0
+}
+
+# The Warden way: uid quotas on the depot's filesystem, set with setquota.
+t_disk_quota() {
+  img=$STATE/quota.img
+  qdepot=/var/lib/warden-quota
+  truncate -s 256M "$img"
+  mkfs.ext4 -q -F -O quota -E quotatype=usrquota "$img" || fail "mkfs.ext4 with quotas"
+  mkdir -p "$qdepot"
+  mount -o loop,usrquota "$img" "$qdepot" || fail "mount $img with usrquota"
+  echo "$qdepot" >> "$STATE/quota-mounts"
+  grep " $qdepot " /proc/self/mounts
+  WARDEN_DEPOT=$qdepot
+  ctr dq1
+  uid=$(sed -n "s/^user_uid='\\{0,1\\}\\([0-9]*\\)'\\{0,1\\}$/\\1/p" "$path/etc/config")
+  [ -n "$uid" ] || fail "no user_uid in $path/etc/config"
+  capture ctl limit-disk dq1 --byte-limit 8388608 --inode-limit 200
+  expect "limit-disk ($err)" "$rc" 0
+  echo "$out"
+  q=$(repquota -u -n "$qdepot" | awk -v u="#$uid" '$1 == u')
+  echo "repquota: $q"
+  [ -n "$q" ] || fail "repquota shows no line for uid $uid"
+  expect "hard block limit of uid $uid" "$(echo "$q" | awk '{ print $5 }')" 8192
+  expect "hard inode limit of uid $uid" "$(echo "$q" | awk '{ print $8 }')" 200
+  capture ctl run dq1 -- sh -c 'dd if=/dev/zero of=big bs=1M count=32 2>/dev/null; echo $?; ls -l big'
+  written=$(echo "$out" | awk 'NR == 2 { print $5 }')
+  echo "dd as uid $uid: exit and size: $(words "$out")"
+  used=$(repquota -u -n "$qdepot" | awk -v u="#$uid" '$1 == u { print $3 }')
+  echo "blocks charged to uid $uid: $used"
+  [ "$(echo "$out" | head -n 1)" != 0 ] || fail "32 MiB fit in an 8 MiB quota"
+  [ "${written:-0}" -le 8388608 ] || fail "wrote $written bytes under an 8 MiB quota"
+  gone dq1 "$id"
+  umount "$qdepot" || fail "umount $qdepot: busy after destroy"
+  rm -f "$img" "$STATE/quota-mounts"
+}
+
+# A network namespace of the test's own, joined to the host by a veth pair
+# (10.99.0.1 host side, 10.99.0.2 inside), for traffic from "outside".
+test_netns() {
+  ip netns add vmt || fail "ip netns add"
+  echo vmt >> "$STATE/netns"
+  ip link add vmt-h type veth peer name vmt-n netns vmt || fail "veth for the test namespace"
+  ip addr add 10.99.0.1/30 dev vmt-h
+  ip link set vmt-h up
+  ip netns exec vmt ip addr add 10.99.0.2/30 dev vmt-n
+  ip netns exec vmt ip link set vmt-n up
+  ip netns exec vmt ip link set lo up
+  ip netns exec vmt ip route add default via 10.99.0.1
+}
+
+t_net_out() {
+  ctr na
+  ida=$id
+  ctr nb
+  idb=$id
+  b_ip=$(json_str container_ip "$(ctl info nb --json)")
+  [ -n "$b_ip" ] || fail "no container_ip for nb"
+  capture ctl spawn nb -- sh -c 'while :; do nc -l -p 5002 >> got; done'
+  wait_for "nc in nb to listen" 30 listens nb 5002
+  capture ctl run na -- sh -c "echo before | nc -w 2 $b_ip 5002"
+  [ "$rc" != 0 ] || fail "na reached nb before net-out"
+  capture ctl net-out na --network 10.0.0.0/33
+  expect "a bad network ($err)" "$rc" 5
+  capture ctl net-out na --network "$b_ip" --port 5002
+  expect "net-out ($err)" "$rc" 0
+  capture ctl run na -- sh -c "echo after | nc -w 2 $b_ip 5002"
+  expect "na to nb after net-out ($err)" "$rc" 0
+  wait_for "the message in nb" 20 ctl run nb -- grep -q after got
+  capture ctl run nb -- cat got
+  expect "what nb received" "$out" after
+  # Another port is still closed.
+  capture ctl run na -- sh -c "echo other | nc -w 2 $b_ip 5003"
+  [ "$rc" != 0 ] || fail "na reached nb on a port net-out did not name"
+  gone na "$ida"
+  gone nb "$idb"
+}
+
+t_net_in() {
+  test_netns
+  ctr srv
+  capture ctl spawn srv -- sh -c 'while :; do echo hello-from-container | nc -l -p 8080; done'
+  wait_for "nc in srv to listen" 30 listens srv 8080
+  # Before net-in nothing answers on the host port.
+  capture ip netns exec vmt nc -w 2 10.99.0.1 7001
+  [ -z "$out" ] || fail "something answered on 10.99.0.1:7001 before net-in: $out"
+  capture ctl net-in srv --host-port 7001 --container-port 8080
+  expect "net-in ($err)" "$rc" 0
+  expect "net-in prints the ports" "$out" "7001 8080"
+  capture ctl net-in srv --host-port 7001
+  expect "the same host port again ($err)" "$rc" 9
+  capture ip netns exec vmt nc -w 5 10.99.0.1 7001
+  expect "reply through net-in from the test namespace ($err)" "$out" hello-from-container
+  gone srv "$id"
+  # The forward went with the container.
+  capture ip netns exec vmt nc -w 2 10.99.0.1 7001
+  [ -z "$out" ] || fail "10.99.0.1:7001 still answers after destroy: $out"
+  ip netns del vmt
+  sed -i '/^vmt$/d' "$STATE/netns"
+}
+
 # -------------------------------------------------------------- runner
+
+# What a test made and did not take down (it failed half-way): destroyed
+# after it, so the next tests start from a clean host.
+reap() {
+  if [ -s "$STATE/owned" ]; then
+    for h in $(cat "$STATE/owned"); do
+      for d in "$WARDEN_DEPOT" /var/lib/warden-quota; do
+        [ -d "$d/$h" ] && WARDEN_DEPOT=$d ctl destroy "$h" > /dev/null 2>&1
+      done
+    done
+  fi
+  if [ -s "$STATE/quota-mounts" ]; then
+    for m in $(cat "$STATE/quota-mounts"); do umount "$m" 2> /dev/null; done
+  fi
+  if [ -s "$STATE/netns" ]; then
+    for n in $(cat "$STATE/netns"); do ip netns del "$n" 2> /dev/null; done
+  fi
+  rm -f "$STATE/owned" "$STATE/quota-mounts" "$STATE/netns"
+}
 
 if [ "${1:-}" = --one ]; then
   mkdir -p "$STATE"
@@ -472,6 +746,7 @@ for t in $list; do
   timeout -s KILL "$TEST_TIMEOUT" sh "$0" --one "$t" < /dev/null > "$STATE/log" 2>&1
   rc=$?
   sed 's/^/    /' "$STATE/log"
+  reap
   if [ "$rc" = 0 ]; then
     line="VMTEST $t PASS"
     passed=$((passed + 1))

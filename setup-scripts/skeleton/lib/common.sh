@@ -42,6 +42,19 @@ mask_to_prefix() {
   echo "$_bits"
 }
 
+# The devices a container may use, in devices.allow syntax, one per line:
+# /dev/null, zero, random, urandom, tty, ptmx, the pty slaves, fuse.
+# v1 writes them to devices.allow; v2 compiles them into a BPF program
+# (bin/cgroup-devices). Everything else is refused, mknod included.
+device_whitelist='c 1:3 rwm
+c 1:5 rwm
+c 1:8 rwm
+c 1:9 rwm
+c 5:0 rwm
+c 5:2 rwm
+c 136:* rwm
+c 10:229 rwm'
+
 # v2 when the unified hierarchy holds the controllers at /sys/fs/cgroup.
 cgroup_v2() {
   [ -f /sys/fs/cgroup/cgroup.controllers ]

@@ -20,10 +20,17 @@ if cgroup_v2; then
   done
   cg="$cgroup2_parent/instance-$id"
   mkdir -p "$cg"
-  # TODO(cgroup v2 devices): v2 has no devices.allow/deny files; the same
-  # whitelist needs a BPF_PROG_TYPE_CGROUP_DEVICE program attached to $cg
-  # (as runc does). Until then a v2 container is not device-restricted beyond
-  # its private /dev (which only holds the whitelisted nodes).
+  # v2 has no devices.allow/deny: the same whitelist is a BPF program
+  # attached to the group (it stays attached until the group is removed).
+  if [ "${allow_nested_warden:-false}" != true ]; then
+    [ -x bin/cgroup-devices ] || die "bin/cgroup-devices is missing: cgroup v2 needs it for the device whitelist"
+    _ifs=$IFS
+    IFS='
+'
+    # shellcheck disable=SC2086 # one argument per whitelist line
+    bin/cgroup-devices attach "$cg" $device_whitelist || die "cannot enforce the device whitelist on $cg"
+    IFS=$_ifs
+  fi
   echo "$PID" > "$cg/cgroup.procs"
 else
   groups=$(instance_cgroups)
@@ -38,8 +45,7 @@ else
     fi
     if [ -f "$cg/devices.deny" ] && [ "${allow_nested_warden:-false}" != true ]; then
       echo a > "$cg/devices.deny"
-      for rule in "c 1:3 rwm" "c 1:5 rwm" "c 1:8 rwm" "c 1:9 rwm" "c 5:0 rwm" \
-                  "c 5:2 rwm" "c 136:* rwm" "c 10:229 rwm"; do
+      echo "$device_whitelist" | while IFS= read -r rule; do
         echo "$rule" > "$cg/devices.allow"
       done
     fi
