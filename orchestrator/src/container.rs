@@ -544,21 +544,75 @@ fn memory_stat(id: &str) -> Vec<(String, u64)> {
     if id.is_empty() {
         return Vec::new();
     }
-    for path in [
-        format!("/sys/fs/cgroup/memory/instance-{id}/memory.stat"),
-        format!("/sys/fs/cgroup/instance-{id}/memory.stat"),
+    let parse = |text: &str| -> Vec<(String, u64)> {
+        text.lines()
+            .filter_map(|line| {
+                let (k, v) = line.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    if let Ok(text) = fs::read_to_string(format!("/sys/fs/cgroup/memory/instance-{id}/memory.stat"))
+    {
+        return parse(&text);
+    }
+    let group = format!("/sys/fs/cgroup/instance-{id}");
+    match fs::read_to_string(format!("{group}/memory.stat")) {
+        Ok(text) => {
+            let read = |file: &str| fs::read_to_string(format!("{group}/{file}")).ok();
+            v2_memory_stat(
+                parse(&text),
+                read("memory.max").as_deref(),
+                read("memory.swap.current").as_deref(),
+            )
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// cgroup v1's memory.stat is what Warden clients read (cache, rss, ...);
+/// on v2 those keys are derived from v2's own (file, anon, ...), which
+/// follow them unchanged. An unlimited memory.max reads as v1's
+/// unlimited value, the largest page-aligned i64.
+fn v2_memory_stat(
+    v2: Vec<(String, u64)>,
+    max: Option<&str>,
+    swap_current: Option<&str>,
+) -> Vec<(String, u64)> {
+    const V1_UNLIMITED: u64 = 0x7fff_ffff_ffff_f000;
+    let get = |key: &str| v2.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+    let limit = match max.map(str::trim) {
+        Some("max") => Some(V1_UNLIMITED),
+        Some(n) => n.parse().ok(),
+        None => None,
+    };
+    let mut stat = Vec::new();
+    for (v1, value) in [
+        ("cache", get("file")),
+        ("rss", get("anon")),
+        ("mapped_file", get("file_mapped")),
+        ("swap", swap_current.and_then(|s| s.trim().parse().ok())),
+        ("pgfault", get("pgfault")),
+        ("pgmajfault", get("pgmajfault")),
+        ("inactive_anon", get("inactive_anon")),
+        ("active_anon", get("active_anon")),
+        ("inactive_file", get("inactive_file")),
+        ("active_file", get("active_file")),
+        ("unevictable", get("unevictable")),
+        ("hierarchical_memory_limit", limit),
     ] {
-        if let Ok(text) = fs::read_to_string(&path) {
-            return text
-                .lines()
-                .filter_map(|line| {
-                    let (k, v) = line.split_once(' ')?;
-                    Some((k.to_string(), v.trim().parse().ok()?))
-                })
-                .collect();
+        if let Some(value) = value {
+            stat.push((v1.to_string(), value));
         }
     }
-    Vec::new()
+    let totals: Vec<(String, u64)> = stat
+        .iter()
+        .filter(|(k, _)| k != "hierarchical_memory_limit")
+        .map(|(k, v)| (format!("total_{k}"), *v))
+        .collect();
+    stat.extend(totals);
+    stat.extend(v2);
+    stat
 }
 
 fn cpu_stat(id: &str) -> Vec<(String, u64)> {
@@ -815,5 +869,39 @@ mod tests {
     fn rsync_quoting() {
         assert_eq!(rsync_quote("/a/b"), "/a/b");
         assert_eq!(rsync_quote("/a b"), "'/a b'");
+    }
+}
+
+#[cfg(test)]
+mod memory_stat_tests {
+    use super::v2_memory_stat;
+
+    #[test]
+    fn v2_keys_are_given_warden_names() {
+        let v2 = vec![
+            ("anon".to_string(), 4096),
+            ("file".to_string(), 8192),
+            ("file_mapped".to_string(), 1024),
+            ("pgfault".to_string(), 7),
+        ];
+        let stat = v2_memory_stat(v2, Some("50331648\n"), Some("0\n"));
+        let get = |k: &str| stat.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+        assert_eq!(get("rss"), Some(4096));
+        assert_eq!(get("cache"), Some(8192));
+        assert_eq!(get("mapped_file"), Some(1024));
+        assert_eq!(get("swap"), Some(0));
+        assert_eq!(get("total_rss"), Some(4096));
+        assert_eq!(get("hierarchical_memory_limit"), Some(50331648));
+        assert_eq!(get("total_hierarchical_memory_limit"), None);
+        assert_eq!(get("anon"), Some(4096), "v2's own keys follow");
+        assert_eq!(get("active_file"), None, "absent keys are left out");
+        let unlimited = v2_memory_stat(Vec::new(), Some("max\n"), None);
+        assert_eq!(
+            unlimited,
+            vec![(
+                "hierarchical_memory_limit".to_string(),
+                0x7fff_ffff_ffff_f000
+            )]
+        );
     }
 }

@@ -256,6 +256,10 @@ json_str() { # KEY JSON
   printf '%s' "$2" | sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"
 }
 
+json_num() { # KEY JSON
+  printf '%s' "$2" | sed -n "s/.*\"$1\":\\([0-9][0-9]*\\).*/\\1/p"
+}
+
 # Processes in the container's cgroup other than wshd.
 others() {
   for p in $(cat "$cg/cgroup.procs"); do
@@ -532,6 +536,11 @@ t_memory_oom() {
   capture ctl limit-memory mem1 1000
   expect "a limit below the minimum ($err)" "$rc" 5
   expect "memory.max after a refused limit" "$(cat "$cg/memory.max")" 50331648
+  # info reports v2's memory.stat under the names Warden clients read.
+  info=$(ctl info mem1 --json)
+  expect "info: hierarchical_memory_limit" "$(json_num hierarchical_memory_limit "$info")" 50331648
+  [ "$(json_num rss "$info")" -gt 0 ] || fail "info: no rss in memory_stat: $info"
+  [ -n "$(json_num cache "$info")" ] || fail "info: no cache in memory_stat: $info"
   kills0=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.events")
   # A shell variable of 100 MB: the shell's heap grows past the limit.
   capture ctl run mem1 -- sh -c "x=\$(head -c 100000000 /dev/zero | tr '\\0' a); echo alive"
@@ -574,6 +583,8 @@ t_cpu_weight() {
   d1=$(($(awk '$1 == "usage_usec" { print $2 }' "$cg1/cpu.stat") - u1))
   d2=$(($(awk '$1 == "usage_usec" { print $2 }' "$cg2/cpu.stat") - u2))
   echo "cpu time over 4 s on one cpu: weight 39: ${d1} us, weight 118: ${d2} us"
+  usage=$(json_num usage "$(ctl info cpu2 --json)")
+  [ "${usage:-0}" -ge $((d2 * 1000)) ] || fail "info: cpu_stat usage ${usage:-none} ns is below the ${d2} us measured"
   [ "$d1" -gt 0 ] || fail "cpu1 got no cpu time"
   # 118/39 is about 3; allow for an emulated machine's noise.
   [ $((d2 * 10)) -ge $((d1 * 20)) ] || fail "weights 39:118 gave cpu time $d1:$d2 (want at least 1:2)"
