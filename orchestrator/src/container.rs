@@ -264,7 +264,7 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
     };
 
     let (instance, id) = {
-        let _lock = depot.lock()?;
+        let lock = depot.lock()?;
         let taken = depot.allocated()?;
         let id = taken.id()?;
         let handle = opts.handle.clone().unwrap_or_else(|| id.clone());
@@ -292,8 +292,10 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
                 paths.bin.display().to_string(),
             ),
         ];
-        // create.sh removes the directory itself when it fails.
-        scripts::run(&paths.root_script("create.sh"), &[&path], &env)?;
+        // create.sh removes the directory itself when it fails. It holds
+        // the lock too: killed here, wardenctl would otherwise free the
+        // network and uid while setup.sh has not yet recorded them.
+        scripts::run_locked(&paths.root_script("create.sh"), &[&path], &env, &lock)?;
         let instance = Instance { handle, path };
         if let Err(e) = instance.set_state(State::Born) {
             undo(paths, &instance);

@@ -29,9 +29,29 @@ pub struct Depot {
     root: PathBuf,
 }
 
-/// Held while allocating; released on drop (or when the process dies).
+/// Held while allocating; released on drop (or when the process dies and
+/// no script it handed the lock to still runs).
 pub struct DepotLock {
-    _lock: Flock<File>,
+    lock: Flock<File>,
+}
+
+impl DepotLock {
+    /// A descriptor of the same lock without close-on-exec, for a script
+    /// that must hold the lock even if wardenctl is killed while it runs
+    /// (create.sh: until its etc/config exists, the container's network
+    /// and uid are known nowhere else). flock belongs to the open file, so
+    /// the lock lasts until every process holding it has exited. Drop it
+    /// right after the spawn: only that script may inherit it.
+    pub fn inheritable(&self) -> Result<File> {
+        const CONTEXT: &str = "duplicate the depot lock for a script";
+        let copy = self.lock.try_clone().map_err(Error::io(CONTEXT))?;
+        nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&copy),
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|errno| Error::io(CONTEXT)(errno.into()))?;
+        Ok(copy)
+    }
 }
 
 impl Depot {
@@ -56,7 +76,7 @@ impl Depot {
             context: format!("flock {}", path.display()),
             source: errno.into(),
         })?;
-        Ok(DepotLock { _lock: lock })
+        Ok(DepotLock { lock })
     }
 
     pub fn instance_path(&self, handle: &str) -> PathBuf {

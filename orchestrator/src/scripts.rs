@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::depot::DepotLock;
 use crate::errors::{Error, Result};
 
 /// The helper binaries an instance needs in its bin/.
@@ -114,12 +115,41 @@ pub fn script_path_env() -> String {
 
 /// Runs `script ARGS` with `env` added to ours; returns its stdout.
 pub fn run<S: AsRef<OsStr>>(script: &Path, args: &[S], env: &[(String, String)]) -> Result<String> {
-    let output = Command::new(script)
+    run_inheriting(script, args, env, None)
+}
+
+/// As `run`, the script also holding the depot lock (see
+/// `DepotLock::inheritable`), so that a wardenctl killed meanwhile does not
+/// let another allocate what the script is still setting up.
+pub fn run_locked<S: AsRef<OsStr>>(
+    script: &Path,
+    args: &[S],
+    env: &[(String, String)],
+    lock: &DepotLock,
+) -> Result<String> {
+    run_inheriting(script, args, env, Some(lock))
+}
+
+fn run_inheriting<S: AsRef<OsStr>>(
+    script: &Path,
+    args: &[S],
+    env: &[(String, String)],
+    lock: Option<&DepotLock>,
+) -> Result<String> {
+    let mut command = Command::new(script);
+    command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("PATH", script_path_env())
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let inherited = lock.map(DepotLock::inheritable).transpose()?;
+    let child = command.spawn();
+    // Only this script inherits the lock; later children of ours must not.
+    drop(inherited);
+    let output = child
+        .and_then(|c| c.wait_with_output())
         .map_err(Error::io(format!("run {}", script.display())))?;
     if output.status.success() {
         return Ok(String::from_utf8_lossy(&output.stdout).into_owned());

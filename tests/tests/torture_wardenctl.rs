@@ -319,3 +319,75 @@ fn half_made_directories_are_destroyed() {
     seen.extend(ids_in(&depot));
     assert_no_residue(&depot, &seen);
 }
+
+/// wardenctl killed while create.sh runs: the orphaned script still holds
+/// the depot lock, so a create that starts meanwhile waits for it and gets
+/// another network, uid and id, rather than reading a depot where the
+/// half-made container has recorded none yet. setup.sh is slowed down (a
+/// copy of the scripts, with a sleep before etc/config is written) so the
+/// kill lands in that window every time.
+#[test]
+fn a_killed_create_keeps_its_allocation_until_its_scripts_end() {
+    let Some(depot) = depot("orphan") else {
+        return;
+    };
+    let scripts = depot.root.join("scripts");
+    let src = paths::workspace().join("setup-scripts");
+    fs::create_dir_all(&scripts).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(src.join("root"))
+        .arg(src.join("skeleton"))
+        .arg(&scripts)
+        .status()
+        .expect("running cp");
+    assert!(copied.success(), "copying the setup scripts");
+    let setup = scripts.join("skeleton/setup.sh");
+    let text = fs::read_to_string(&setup).unwrap();
+    let (shebang, rest) = text.split_once('\n').unwrap();
+    fs::write(&setup, format!("{shebang}\nsleep 2\n{rest}")).unwrap();
+
+    let rootfs = paths::rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    let slow = depot
+        .command()
+        .env("WARDEN_SCRIPTS_DIR", &scripts)
+        .args(create_args(&depot, "orphan", rootfs))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawning the slow create");
+    let pgid = slow.id();
+    let start = Instant::now();
+    while !depot.path("orphan").join("setup.sh").exists() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the slow create never made its directory"
+        );
+        sleep(Duration::from_millis(5));
+    }
+    // wardenctl alone, its scripts run on; not waited for (kill_later would).
+    let mut slow = slow;
+    kill(Pid::from_raw(pgid as i32), Signal::SIGKILL).expect("kill the slow create");
+    slow.wait().expect("waiting for the killed wardenctl");
+    assert!(
+        !depot.path("orphan").join("etc/config").exists(),
+        "setup.sh was meant to be still asleep"
+    );
+
+    let other = depot.create("other", &[]);
+    wait_group_done(pgid);
+    let config = |h: &str| fs::read_to_string(depot.path(h).join("etc/config")).unwrap();
+    let (orphan, other_config) = (config("orphan"), config(&other.handle));
+    for key in ["id", "network_host_ip", "network_container_ip", "user_uid"] {
+        let a = config_value(&orphan, key);
+        assert!(a.is_some(), "{key} in the orphan's etc/config:\n{orphan}");
+        assert_ne!(a, config_value(&other_config, key), "{key} given twice");
+    }
+    let mut seen = BTreeSet::from([(other.handle.clone(), other.id.clone())]);
+    seen.extend(ids_in(&depot));
+    other.destroy();
+    assert_ok(&depot.ctl(&["destroy", "orphan"]), "destroy orphan");
+    assert_no_residue(&depot, &seen);
+}
