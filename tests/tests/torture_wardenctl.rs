@@ -7,7 +7,10 @@
 //!    destroy HANDLE`, or `wardenctl list` and a destroy of what it lists,
 //!    must repair, and nothing may leak;
 //! 3. concurrent `wardenctl create` calls all succeed with distinct
-//!    addresses and uids, then are all destroyed.
+//!    addresses and uids, then are all destroyed;
+//! 4. a create whose wardenctl is killed while create.sh runs keeps the
+//!    depot locked until the script ends, so a create meanwhile gets
+//!    another network and uid.
 //!
 //! "Nothing leaks", for this depot's containers: no veth `w-<id>-*`, no
 //! iptables chain `warden-i-<id>`, no cgroup `instance-<id>`, no mount under
