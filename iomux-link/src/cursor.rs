@@ -78,6 +78,21 @@ impl StreamCursor {
         Ok(&data[skip..])
     }
 
+    /// True when every byte still to arrive on this connection is to be
+    /// written out as it comes (header read, nothing to skip, nothing
+    /// pending): the bytes may then bypass [`StreamCursor::feed`].
+    pub fn passes_through(&self) -> bool {
+        self.has_header() && self.recv == self.next
+    }
+
+    /// Account for `n` bytes taken off the socket without
+    /// [`StreamCursor::feed`], all of them to be written out; valid only
+    /// while [`StreamCursor::passes_through`].
+    pub fn received(&mut self, n: usize) {
+        debug_assert!(self.passes_through());
+        self.recv = self.recv.wrapping_add(n as u32);
+    }
+
     pub fn wrote(&mut self, n: usize) {
         self.next = self.next.wrapping_add(n as u32);
     }
@@ -188,6 +203,36 @@ mod tests {
         c.new_connection();
         assert_eq!(run(&mut c, &[&framed(1, b"bcdef")]).unwrap(), b"def");
         assert_eq!(c.next(), 6);
+    }
+
+    #[test]
+    fn passes_through_only_once_nothing_is_left_to_skip() {
+        let mut c = StreamCursor::new(6, true);
+        assert!(!c.passes_through(), "no header yet");
+        // positions 2, 3, 4: all before the saved position
+        let f = framed(2, b"abc");
+        assert_eq!(c.feed(&f).unwrap(), b"");
+        assert!(!c.passes_through(), "position 5 still to skip");
+        let w = c.feed(b"defgh").unwrap();
+        assert_eq!(w, b"efgh");
+        assert!(!c.passes_through(), "efgh not written yet");
+        c.wrote(3);
+        assert!(!c.passes_through());
+        c.wrote(1);
+        assert!(c.passes_through());
+        c.received(5);
+        assert!(!c.passes_through());
+        c.wrote(5);
+        assert!(c.passes_through());
+        assert_eq!(c.next(), 15);
+        // a new connection needs its header again, and to skip what this
+        // link already wrote
+        c.new_connection();
+        assert!(!c.passes_through());
+        let f = framed(12, b"abc");
+        assert_eq!(c.feed(&f).unwrap(), b"");
+        assert!(c.passes_through());
+        assert_eq!(c.next(), 15);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use wire::iomux::{Stream, WaitStatus, STATUS_LEN, STATUS_SOCKET};
 
 use crate::cursor::StreamCursor;
 use crate::output::write_out;
+use crate::relay::{Fill, Relay};
 use crate::{signals, Stop};
 
 const READ_SIZE: usize = 256 * 1024;
@@ -30,6 +31,7 @@ pub struct Live {
     status_buf: [u8; STATUS_LEN],
     status_len: usize,
     reconnects: [u32; 2],
+    relay: Option<Relay>,
 }
 
 pub enum Connect {
@@ -69,6 +71,7 @@ pub fn connect(dir: &Path) -> Connect {
         status_buf: [0; STATUS_LEN],
         status_len: 0,
         reconnects: [0; 2],
+        relay: Relay::new(),
     })
 }
 
@@ -89,29 +92,30 @@ impl Live {
             if self.socks.iter().all(Option::is_none) {
                 return Ok(self.status);
             }
-            let ready = {
-                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
-                let mut which = Vec::with_capacity(4);
+            // Fixed arrays: nothing is allocated per wake-up.
+            let mut ready = [false; 3];
+            {
+                let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN); 4];
+                let mut which = [0usize; 3];
+                let mut n = 0;
                 for (i, s) in self.socks.iter().enumerate() {
                     if let Some(s) = s {
-                        fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-                        which.push(i);
+                        fds[n] = PollFd::new(s.as_fd(), PollFlags::POLLIN);
+                        which[n] = i;
+                        n += 1;
                     }
                 }
-                fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));
-                match poll(&mut fds, PollTimeout::NONE) {
+                // fds[n] is the wake-up pipe.
+                match poll(&mut fds[..=n], PollTimeout::NONE) {
                     Ok(_) => {}
                     Err(nix::Error::EINTR) => continue,
                     Err(e) => return Err(Stop::Failed(format!("poll: {e}"))),
                 }
-                which
-                    .into_iter()
-                    .zip(&fds)
-                    .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-                    .map(|(i, _)| i)
-                    .collect::<Vec<_>>()
-            };
-            for i in ready {
+                for (f, i) in fds[..n].iter().zip(which) {
+                    ready[i] = f.revents().is_some_and(|r| !r.is_empty());
+                }
+            }
+            for i in (0..3).filter(|i| ready[*i]) {
                 if i == 2 {
                     self.read_status();
                 } else {
@@ -154,6 +158,23 @@ impl Live {
         let Some(sock) = self.socks[i].as_mut() else {
             return Ok(());
         };
+        let cursor = &mut cursors[i];
+        if let Some(relay) = self.relay.as_mut().filter(|r| r.usable()) {
+            if cursor.passes_through() {
+                match relay.fill(sock) {
+                    Fill::Moved(n) => {
+                        cursor.received(n);
+                        return relay.drain(stream, cursor, buf);
+                    }
+                    Fill::WouldBlock => return Ok(()),
+                    Fill::Eof => {
+                        self.socks[i] = None;
+                        return self.stream_closed(i, dir, cursors);
+                    }
+                    Fill::Unsupported => {}
+                }
+            }
+        }
         let n = match sock.read(buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -165,7 +186,6 @@ impl Live {
             self.socks[i] = None;
             return self.stream_closed(i, dir, cursors);
         }
-        let cursor = &mut cursors[i];
         let data = cursor
             .feed(&buf[..n])
             .map_err(|g| Stop::FellBehind(stream, g))?;

@@ -10,6 +10,7 @@ mod cursor;
 mod files;
 mod live;
 mod output;
+mod relay;
 #[allow(unsafe_code)]
 mod signals;
 

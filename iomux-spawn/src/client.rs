@@ -1,8 +1,8 @@
 //! One connected client. A stream client is just a position in its stream:
 //! whatever it still needs is served from the ring, so its queue is bounded
 //! by the ring and costs nothing. A client whose next byte has been
-//! overwritten fell behind the window and is disconnected; it may re-link
-//! with its cursor.
+//! overwritten fell behind and is disconnected; it may re-link with its
+//! cursor.
 
 use std::io::{self, IoSlice, Read, Write};
 
@@ -38,10 +38,11 @@ pub struct StreamClient {
 }
 
 impl StreamClient {
-    /// A client that starts at the oldest byte of the ring, as the contract
-    /// says: offset header, buffered bytes, live data.
+    /// A client that starts at the oldest byte of the replay window, as the
+    /// contract says: offset header, buffered bytes (the last 65535 at
+    /// most), live data.
     pub fn new(sock: UnixStream, ring: &Ring) -> Self {
-        let start = ring.start();
+        let start = ring.window_start();
         StreamClient {
             sock,
             header: encode_offset(start),
@@ -91,9 +92,17 @@ impl StreamClient {
                 return Ok(Flush::CaughtUp);
             }
             let bufs = [IoSlice::new(a), IoSlice::new(b)];
+            let want = a.len() + b.len();
             match self.sock.write_vectored(&bufs) {
                 Ok(0) => return Err(Gone::Closed),
-                Ok(n) => self.pos = self.pos.wrapping_add(n as u32),
+                Ok(n) => {
+                    self.pos = self.pos.wrapping_add(n as u32);
+                    // A stream socket takes less only when its buffer is
+                    // full; freeing space raises a writable edge.
+                    if n < want {
+                        return Ok(self.block());
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(self.block()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(Gone::Closed),

@@ -2,10 +2,13 @@
 //! pidfd, and every client.
 //!
 //! The pipes are read whenever they are readable, never held back for a
-//! client; each read goes straight into the ring. Clients are written only
-//! when their socket takes data, straight from the ring. A client whose next
-//! byte the ring has overwritten is disconnected, so a slow or stopped
-//! client costs neither the job nor the other clients anything.
+//! client; each read moves what the pipe holds, up to the ring's capacity,
+//! into the ring (see [`crate::intake`]), so a fast job costs few wake-ups
+//! per byte.
+//! Clients are written only when their socket takes data, straight from the
+//! ring. A client whose next byte the ring has overwritten is disconnected,
+//! so a slow or stopped client costs neither the job nor the other clients
+//! anything.
 //!
 //! End of job: once the child is reaped and both pipes are drained (EOF, or
 //! empty after the child exited, so a background process holding the pipes
@@ -24,10 +27,11 @@ use mio::net::UnixStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
-use wire::iomux::{Stream, WaitStatus, RING_SIZE};
+use wire::iomux::{Stream, WaitStatus};
 
 use crate::child::Child;
 use crate::client::{drain_input, Flush, Gone, StatusClient, StreamClient};
+use crate::intake::{Intake, Took};
 use crate::jobfiles;
 use crate::listeners::Listener;
 use crate::ring::Ring;
@@ -38,14 +42,15 @@ const CLIENT_BASE: usize = 8;
 const STATUS_LISTENER: usize = 2;
 
 /// Kernel socket buffer per stream client: a client's bounded queue is this
-/// plus the ring window. Bytes already in a client's socket are no longer
-/// the ring's concern, so this is how long a client may be descheduled under
-/// a fast job before it falls behind (a busy 2-core machine starves a link
-/// for tens of milliseconds, i.e. tens of MB at full speed). Each stream's
-/// clients share [`STREAM_BUDGET`] (split at accept time), within
-/// [`MIN_CLIENT_BUFFER`] and the maximum (see [`client_buffer_max`]). This is
-/// kernel memory, used only while a client lags; the worst case (every
-/// client stalled on a fast job) is about max(budget, clients x minimum).
+/// plus the ring ([`crate::ring::RING_CAPACITY`]). Bytes already in a
+/// client's socket are no longer the ring's concern, so this is how long a
+/// client may be descheduled under a fast job before it falls behind (a
+/// busy 2-core machine starves a link for tens of milliseconds, i.e. tens of
+/// MB at full speed). Each stream's clients share [`STREAM_BUDGET`] (split
+/// at accept time), within [`MIN_CLIENT_BUFFER`] and the maximum (see
+/// [`client_buffer_max`]). This is kernel memory, used only while a client
+/// lags; the worst case (every client stalled on a fast job) is about
+/// max(budget, clients x minimum).
 /// Without CAP_NET_ADMIN the kernel caps it at net.core.wmem_max.
 const STREAM_BUDGET: usize = 1 << 30;
 const MIN_CLIENT_BUFFER: usize = 16 << 20;
@@ -67,7 +72,7 @@ fn client_buffer(n: usize, max: usize) -> usize {
 }
 
 struct Pipe {
-    fd: OwnedFd,
+    intake: Intake,
     /// Readable as far as we know (edge-triggered: until EAGAIN).
     ready: bool,
 }
@@ -111,11 +116,14 @@ impl EventLoop {
                 .register(&mut l.sock, Token(i), Interest::READABLE)
                 .with_context(|| format!("registering {}", l.path.display()))?;
         }
-        let pipes = pipes.map(|fd| Pipe { fd, ready: false });
+        let pipes = pipes.map(|fd| Pipe {
+            intake: Intake::new(fd),
+            ready: false,
+        });
         for (i, p) in pipes.iter().enumerate() {
             poll.registry()
                 .register(
-                    &mut SourceFd(&p.fd.as_raw_fd()),
+                    &mut SourceFd(&p.intake.fd().as_raw_fd()),
                     PIPE_TOKEN[i],
                     Interest::READABLE,
                 )
@@ -329,7 +337,7 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Read one chunk of a pipe into its ring, then let go of the clients
+    /// Take one chunk of a pipe into its ring, then let go of the clients
     /// the new bytes have overtaken.
     fn pump(&mut self, s: usize) {
         let Some(pipe) = self.pipes[s].as_mut() else {
@@ -338,16 +346,17 @@ impl EventLoop {
         if !pipe.ready {
             return;
         }
-        let ring = &mut self.rings[s];
-        let mut bufs = ring.spare(RING_SIZE);
-        let result = nix::sys::uio::readv(&pipe.fd, &mut bufs);
-        match result {
-            Ok(0) => self.close_pipe(s),
-            Ok(n) => {
-                ring.commit(n);
+        match pipe.intake.take(&mut self.rings[s]) {
+            Ok(Took::Eof) => self.close_pipe(s),
+            Ok(Took::Bytes { drained }) => {
+                // No second read just to see EAGAIN while the job runs; once
+                // it has exited, read until EAGAIN closes the pipe.
+                if drained && self.status.is_none() {
+                    pipe.ready = false;
+                }
                 self.check_windows(s);
             }
-            Err(nix::Error::EAGAIN) => {
+            Ok(Took::Empty) => {
                 pipe.ready = false;
                 if self.status.is_some() {
                     // The child is gone and its output is all read; a
@@ -369,7 +378,7 @@ impl EventLoop {
             let _ = self
                 .poll
                 .registry()
-                .deregister(&mut SourceFd(&p.fd.as_raw_fd()));
+                .deregister(&mut SourceFd(&p.intake.fd().as_raw_fd()));
         }
     }
 

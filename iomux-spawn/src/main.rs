@@ -6,6 +6,7 @@
 mod child;
 mod client;
 mod event_loop;
+mod intake;
 mod jobfiles;
 mod listeners;
 mod ring;

@@ -1,15 +1,27 @@
-//! The last [`RING_SIZE`] bytes of one output stream, addressed by stream
-//! position (u32, wrapping) so that clients only need to remember where they
-//! are. The child's pipe is read straight into the ring and clients are
-//! written straight from it: no copy in between.
+//! The recent bytes of one output stream, addressed by stream position
+//! (u32, wrapping) so that clients only need to remember where they are.
+//! The child's output is copied into the ring once ([`crate::intake`]) and
+//! clients are written straight from it: no copy in between.
+//!
+//! The ring holds more than the replay window ([`RING_SIZE`], the contract's
+//! 65535 bytes): a fast job is read in chunks of up to the whole capacity,
+//! so each wake-up moves more, and a client already connected may lag by up
+//! to the capacity. What a new client is given, and what the tail files
+//! hold, is exactly the window: the last [`RING_SIZE`] bytes.
 
 use std::io::IoSliceMut;
 
 use bytes::BytesMut;
 use wire::iomux::{pos_before, pos_diff, RING_SIZE};
 
+/// Bytes the ring holds. Untouched pages cost no memory: a quiet stream
+/// stays small.
+pub const RING_CAPACITY: usize = 256 << 10;
+
 pub struct Ring {
     buf: BytesMut,
+    /// Bytes of the replay window (at most the capacity).
+    window: usize,
     /// Physical index where the next byte goes.
     head: usize,
     /// Bytes currently held (at most the capacity).
@@ -20,15 +32,17 @@ pub struct Ring {
 
 impl Ring {
     pub fn new() -> Self {
-        Self::with_capacity_at(RING_SIZE, 0)
+        Self::with_sizes_at(RING_CAPACITY, RING_SIZE, 0)
     }
 
-    /// A ring of `cap` bytes whose stream starts at position `start` (tests
-    /// use this to cross the 32-bit wrap without producing 4 GiB).
-    pub fn with_capacity_at(cap: usize, start: u32) -> Self {
-        assert!(cap > 0);
+    /// A ring of `cap` bytes with a replay window of `window` bytes whose
+    /// stream starts at position `start` (tests use this to cross the
+    /// 32-bit wrap without producing 4 GiB).
+    pub fn with_sizes_at(cap: usize, window: usize, start: u32) -> Self {
+        assert!(cap > 0 && window > 0 && window <= cap);
         Ring {
             buf: BytesMut::zeroed(cap),
+            window,
             head: 0,
             len: 0,
             end: start,
@@ -39,9 +53,16 @@ impl Ring {
         self.buf.len()
     }
 
-    /// Position of the oldest byte still held (what a new client is told).
+    /// Position of the oldest byte still held: a connected client that
+    /// needs anything older has fallen behind.
     pub fn start(&self) -> u32 {
         self.end.wrapping_sub(self.len as u32)
+    }
+
+    /// Position of the oldest byte of the replay window: where a new client
+    /// starts, and where the tail files start.
+    pub fn window_start(&self) -> u32 {
+        self.end.wrapping_sub(self.len.min(self.window) as u32)
     }
 
     pub fn end(&self) -> u32 {
@@ -109,9 +130,9 @@ impl Ring {
         }
     }
 
-    /// Everything held, oldest first, with its start position.
+    /// The replay window, oldest first, with its start position.
     pub fn snapshot(&self) -> (u32, Vec<u8>) {
-        let start = self.start();
+        let start = self.window_start();
         let (a, b) = self.from(start).unwrap_or((&[], &[]));
         let mut v = Vec::with_capacity(a.len() + b.len());
         v.extend_from_slice(a);
@@ -130,7 +151,7 @@ mod tests {
 
     #[test]
     fn keeps_the_last_capacity_bytes() {
-        let mut r = Ring::with_capacity_at(8, 0);
+        let mut r = Ring::with_sizes_at(8, 8, 0);
         assert_eq!(r.snapshot(), (0, vec![]));
         r.push(b"abc");
         assert_eq!(r.snapshot(), (0, b"abc".to_vec()));
@@ -145,18 +166,49 @@ mod tests {
     }
 
     #[test]
-    fn default_ring_is_the_contract_size() {
+    fn default_window_is_the_contract_size() {
         let mut r = Ring::new();
-        assert_eq!(r.capacity(), 65535);
-        r.push(&vec![7u8; 70000]);
-        let (start, data) = r.snapshot();
+        assert!(r.capacity() > RING_SIZE);
+        let data: Vec<u8> = (0..70000u32).map(|i| (i % 251) as u8).collect();
+        r.push(&data);
+        let (start, tail) = r.snapshot();
         assert_eq!(start, 70000 - 65535);
-        assert_eq!(data.len(), 65535);
+        assert_eq!(r.window_start(), 70000 - 65535);
+        assert_eq!(tail, &data[70000 - 65535..]);
+        assert_eq!(r.start(), 0, "the ring itself still holds everything");
+        assert_eq!(joined(&r, 0).unwrap(), data);
+        // past the capacity, both move on
+        let more: Vec<u8> = (0..r.capacity() as u32).map(|i| (i % 13) as u8).collect();
+        r.push(&more);
+        let end = 70000 + more.len() as u32;
+        assert_eq!(r.start(), end - r.capacity() as u32);
+        assert_eq!(r.window_start(), end - 65535);
+        assert_eq!(r.snapshot().1, &more[more.len() - 65535..]);
+    }
+
+    #[test]
+    fn window_smaller_than_capacity() {
+        let mut r = Ring::with_sizes_at(8, 3, u32::MAX - 1);
+        assert_eq!(r.snapshot(), (u32::MAX - 1, vec![]));
+        r.push(b"ab");
+        assert_eq!(r.window_start(), u32::MAX - 1);
+        assert_eq!(r.snapshot(), (u32::MAX - 1, b"ab".to_vec()));
+        r.push(b"cdefg");
+        assert_eq!(r.end(), 5);
+        assert_eq!(r.window_start(), 2);
+        assert_eq!(r.snapshot(), (2, b"efg".to_vec()));
+        assert_eq!(r.start(), u32::MAX - 1);
+        assert_eq!(joined(&r, 0).unwrap(), b"cdefg");
+        r.push(b"hijk");
+        assert_eq!(r.start(), 1);
+        assert_eq!(r.window_start(), 6);
+        assert_eq!(joined(&r, 1).unwrap(), b"defghijk");
+        assert_eq!(joined(&r, 0), None);
     }
 
     #[test]
     fn positions_wrap_at_32_bits() {
-        let mut r = Ring::with_capacity_at(8, u32::MAX - 2);
+        let mut r = Ring::with_sizes_at(8, 8, u32::MAX - 2);
         r.push(b"0123");
         assert_eq!(r.start(), u32::MAX - 2);
         assert_eq!(r.end(), 1);
@@ -175,7 +227,7 @@ mod tests {
 
     #[test]
     fn spare_splits_at_the_physical_end() {
-        let mut r = Ring::with_capacity_at(8, 0);
+        let mut r = Ring::with_sizes_at(8, 8, 0);
         r.push(b"abcdef");
         let [a, b] = r.spare(5);
         assert_eq!((a.len(), b.len()), (2, 3));

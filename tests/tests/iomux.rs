@@ -404,6 +404,148 @@ fn finished_job_without_link_gives_status_and_tail_from_files() {
     assert!(behind.out().is_empty());
 }
 
+/// How many sockets process `pid` has open.
+fn sockets_open(pid: u32) -> usize {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+/// Kills and reaps a process started by hand, whatever happens to the test.
+struct Reaped(Option<std::process::Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn megabyte_writes_reach_late_and_relinking_links_exactly() {
+    let t = TempDir::new("bigwrite");
+    let job = t.join("job");
+    fs::create_dir(&job).unwrap();
+    let mut rng = Rng(tests::torture::seed());
+    // Random bytes, so that a chunk misplaced by any amount shows.
+    let first = rng.bytes(3 << 20);
+    let second = rng.bytes((2 << 20) + 12_345);
+    fs::write(t.join("first"), &first).unwrap();
+    fs::write(t.join("second"), &second).unwrap();
+    let (go, more) = (t.join("go"), t.join("more"));
+    // Each dd hands its whole file to one write(2): more than the job's
+    // pipe and iomux-spawn's ring hold at once.
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.01; done; dd if={f} bs=8M count=1 status=none; \
+         while [ ! -e {more} ]; do sleep 0.01; done; dd if={s} bs=8M count=1 status=none; exit 3",
+        go = go.display(),
+        more = more.display(),
+        f = t.join("first").display(),
+        s = t.join("second").display(),
+    );
+    let spawn = Spawn::start(&job, &script);
+    // A link writing to a pipe the test reads, there from the start.
+    let mut piped = Reaped(Some(
+        Command::new(bin("iomux-link"))
+            .arg(&job)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    ));
+    let mut piped_out = piped.0.as_mut().unwrap().stdout.take().unwrap();
+    let piped_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        piped_out.read_to_end(&mut v).map(|_| v)
+    });
+    let cursors = t.join("cursors");
+    let mut link = Link::start(&job, Some(&cursors), "first", t.path());
+    let piped_pid = piped.0.as_ref().unwrap().id();
+    wait_until("links connected", || {
+        link.connected() && sockets_open(piped_pid) >= 3
+    });
+    fs::write(&go, b"").unwrap();
+    wait_until("first write delivered", || {
+        fs::metadata(&link.out).map(|m| m.len()).unwrap_or(0) == first.len() as u64
+    });
+    kill(link.pid(), Signal::SIGTERM).unwrap();
+    assert_eq!(link.wait().code(), Some(0), "{}", link.err());
+    assert!(link.out() == first, "first link's bytes differ");
+    let mut saved = (first.len() as u32).to_be_bytes().to_vec();
+    saved.extend_from_slice(&[0; 4]);
+    assert_eq!(fs::read(&cursors).unwrap(), saved);
+
+    // A late client gets exactly the last 65535 bytes of the big write.
+    let mut late = connect_raw(&job, "stdout.sock");
+    let offset = u32::from_be_bytes(read_exact_vec(&mut late, 4).try_into().unwrap());
+    assert_eq!(offset as usize, first.len() - 65535);
+    let window = read_exact_vec(&mut late, 65535);
+    assert!(window == first[first.len() - 65535..], "window differs");
+    let late_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        late.read_to_end(&mut v).map(|_| v)
+    });
+
+    // Re-link from the cursors, onto an O_APPEND file (which takes no
+    // splice: the link must copy instead).
+    let second_out = t.join("second.out");
+    let appending = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&second_out)
+        .unwrap();
+    let mut relink = Reaped(Some(
+        Command::new(bin("iomux-link"))
+            .arg("-w")
+            .arg(&cursors)
+            .arg(&job)
+            .stdin(Stdio::null())
+            .stdout(appending)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    ));
+    fs::write(&more, b"").unwrap();
+    let st = tests::iomux_job::wait_deadline(relink.0.as_mut().unwrap(), DEADLINE);
+    relink.0 = None;
+    assert_eq!(st.code(), Some(3));
+    assert!(
+        fs::read(&second_out).unwrap() == second,
+        "re-linked bytes differ"
+    );
+    let mut saved = ((first.len() + second.len()) as u32).to_be_bytes().to_vec();
+    saved.extend_from_slice(&[0; 4]);
+    assert_eq!(fs::read(&cursors).unwrap(), saved);
+
+    let rest = late_reader.join().unwrap().unwrap();
+    assert!(
+        rest == second,
+        "late client: {} bytes after the window",
+        rest.len()
+    );
+    let st = tests::iomux_job::wait_deadline(piped.0.as_mut().unwrap(), DEADLINE);
+    piped.0 = None;
+    assert_eq!(st.code(), Some(3));
+    let all = [first.clone(), second.clone()].concat();
+    assert!(
+        piped_reader.join().unwrap().unwrap() == all,
+        "piped link's bytes differ"
+    );
+    spawn.wait_ok();
+    // The tail file is the window too.
+    let tail = fs::read(job.join("stdout.tail")).unwrap();
+    assert_eq!(tail[..4], ((all.len() - 65535) as u32).to_be_bytes());
+    assert!(tail[4..] == all[all.len() - 65535..], "tail file differs");
+}
+
 #[test]
 fn usage_and_directory_errors() {
     let t = TempDir::new("usage");
