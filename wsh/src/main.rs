@@ -1,7 +1,11 @@
 //! wsh: run a process inside a Warden container through its wshd.
 #![deny(unsafe_code)]
+// See `entry`: the C `main` below replaces the Rust runtime's start-up.
+#![cfg_attr(not(test), no_main)]
 
 mod args;
+#[allow(unsafe_code)]
+mod entry;
 mod pump;
 mod session;
 #[allow(unsafe_code)]
@@ -25,7 +29,20 @@ const EXIT_FAILURE: i32 = 255;
 /// Bad command line, as the C client.
 const EXIT_USAGE: i32 = 1;
 
+/// The C entry point, called by glibc's start-up (see [`entry`]).
+// no_mangle is what makes this the program's `main`.
+#[allow(unsafe_code)]
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    entry::init();
+    run()
+}
+
+/// A unit-test build keeps the Rust entry point, which its harness replaces.
+#[cfg(test)]
 fn main() {
+    entry::init();
     std::process::exit(run());
 }
 
@@ -96,13 +113,10 @@ fn run() -> i32 {
             stdout: child_out,
             stderr: child_err,
         } => {
+            // The pipes stay blocking: splices do not block on them, and
+            // the pump makes them non-blocking if it ever falls back to
+            // read/write.
             master_for_winch = None;
-            for fd in [&child_in, &child_out, &child_err] {
-                if let Err(e) = pump::set_nonblocking(fd.as_fd()) {
-                    eprintln!("wsh: fcntl: {e}");
-                    return EXIT_FAILURE;
-                }
-            }
             pump::widen_pipe(child_out.as_fd());
             // A closed stdin is an empty one.
             if is_open(stdin) {

@@ -21,8 +21,12 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 const SPLICE_CHUNK: usize = 1 << 20;
 /// Transfers tried on one ready pair before polling again.
 const BURST: usize = 16;
-/// Buffer for the read/write fallback.
+/// Largest buffer of the read/write fallback.
 const COPY_CHUNK: usize = 64 * 1024;
+/// Its first size: the fallback also serves a stdin of /dev/null (which
+/// cannot splice), where zeroing 64 KiB of fresh heap cost more page faults
+/// than the rest of wsh's run.
+const COPY_START: usize = 4096;
 
 /// A descriptor wsh owns (the remote's) or borrows for its lifetime (its
 /// own stdio).
@@ -79,12 +83,22 @@ impl Pair {
         }
     }
 
-    fn fall_back_to_copy(&mut self) {
+    /// Switch to read/write. Splices never block on a pipe
+    /// (SPLICE_F_NONBLOCK), but plain reads and writes need the remote's
+    /// descriptor non-blocking, so it becomes so here, only now: most runs
+    /// never get here and save the system calls.
+    fn fall_back_to_copy(&mut self) -> io::Result<()> {
+        for end in [Some(&self.src), self.dst.as_ref()].into_iter().flatten() {
+            if let End::Owned(fd) = end {
+                set_nonblocking(fd.as_fd())?;
+            }
+        }
         self.method = Method::Copy {
-            buf: vec![0; COPY_CHUNK],
+            buf: vec![0; COPY_START],
             start: 0,
             end: 0,
         };
+        Ok(())
     }
 
     fn step(&mut self) -> io::Result<Step> {
@@ -105,7 +119,7 @@ impl Pair {
                         Ok(Step::WouldBlock)
                     }
                     Err(Errno::EINVAL) => {
-                        self.fall_back_to_copy();
+                        self.fall_back_to_copy()?;
                         self.step()
                     }
                     Err(Errno::EIO) => Ok(Step::Eof),
@@ -115,6 +129,10 @@ impl Pair {
             }
             Method::Copy { buf, start, end } => {
                 if start == end {
+                    // A full buffer last time: data is streaming, go bigger.
+                    if *end == buf.len() && buf.len() < COPY_CHUNK {
+                        buf.resize((buf.len() * 4).min(COPY_CHUNK), 0);
+                    }
                     match nix::unistd::read(self.src.as_fd().as_raw_fd(), buf) {
                         Ok(0) | Err(Errno::EIO) => return Ok(Step::Eof),
                         Ok(n) => {
@@ -322,4 +340,48 @@ const WIDE_PIPE: i32 = 1 << 20;
 pub fn widen_pipe(fd: BorrowedFd<'_>) {
     use nix::fcntl::{fcntl, FcntlArg};
     let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(WIDE_PIPE));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    /// The read/write fallback starts small and grows while data streams,
+    /// and moves every byte in order.
+    #[test]
+    fn copy_fallback_grows_and_keeps_every_byte() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (mut feed, src) = UnixStream::pair().expect("socketpair");
+        let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+        let writer = {
+            let data = data.clone();
+            std::thread::spawn(move || feed.write_all(&data).expect("feed"))
+        };
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::fs::File::from(out_r)
+                .read_to_end(&mut got)
+                .expect("drain");
+            got
+        });
+        let mut pair = Pair::new(End::Owned(src.into()), End::Owned(out_w), false);
+        pair.fall_back_to_copy().expect("fall back");
+        let mut biggest = 0;
+        loop {
+            match pair.step().expect("step") {
+                Step::Eof => break,
+                Step::Moved => {}
+                Step::WouldBlock => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+            if let Method::Copy { buf, .. } = &pair.method {
+                biggest = biggest.max(buf.len());
+            }
+        }
+        writer.join().expect("writer");
+        drop(pair);
+        assert_eq!(reader.join().expect("reader"), data);
+        assert_eq!(biggest, COPY_CHUNK);
+    }
 }

@@ -3,11 +3,13 @@
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use wire::fdpass::{recv_with_fds, FdPassError};
 use wire::request::{decode_response, rlimits_from_env, Request, RequestError};
 
@@ -105,11 +107,26 @@ pub fn build_request(opts: &Options, tty: bool) -> Result<Request, SessionError>
     })
 }
 
+/// Sleep until the response arrives. A blocking recvmsg would also wake
+/// (for nothing) each time wshd reads part of the request, as that frees
+/// send space; a poll for input only is not woken by that.
+fn wait_readable(sock: BorrowedFd<'_>) -> Result<(), FdPassError> {
+    let mut fds = [PollFd::new(sock, PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(FdPassError::Recv(e)),
+            Ok(_) => return Ok(()),
+        }
+    }
+}
+
 pub fn open(socket: &Path, request: &Request) -> Result<Session, SessionError> {
     let bytes = request.encode().map_err(SessionError::Encode)?;
     let mut stream =
         UnixStream::connect(socket).map_err(|e| SessionError::Connect(socket.to_owned(), e))?;
     stream.write_all(&bytes).map_err(SessionError::Send)?;
+    wait_readable(stream.as_fd()).map_err(SessionError::Receive)?;
 
     let mut word = [0u8; 4];
     let (mut got, mut fds) =

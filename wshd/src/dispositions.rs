@@ -3,7 +3,7 @@
 //! exec resets handled signals to their default but keeps ignored ones, so
 //! an ignored signal in wshd becomes an ignored signal in every process it
 //! starts. wshd clears what it inherited once, at start-up; afterwards the
-//! only ignored signal is the SIGPIPE the Rust runtime ignores, which the
+//! only ignored signal is SIGPIPE (see `entry`), which the
 //! per-request child resets (see `spawn`) with one call instead of 64.
 //!
 //! The raw system call is used because glibc refuses to touch the signals

@@ -2,10 +2,14 @@
 //! requests inside it as its pid 1. See the module docs of [`startup`],
 //! [`resume`] and [`serve`] for the phases.
 #![deny(unsafe_code)]
+// See `entry`: the C `main` below replaces the Rust runtime's start-up.
+#![cfg_attr(not(test), no_main)]
 
 mod args;
 #[allow(unsafe_code)]
 mod dispositions;
+#[allow(unsafe_code)]
+mod entry;
 #[allow(unsafe_code)]
 mod fds;
 mod hooks;
@@ -17,29 +21,53 @@ mod spawn;
 mod startup;
 mod users;
 
-use std::process::ExitCode;
+use std::io::Write;
 
-fn main() -> ExitCode {
+/// The C entry point, called by glibc's start-up (see [`entry`]).
+// no_mangle is what makes this the program's `main`.
+#[allow(unsafe_code)]
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    start()
+}
+
+/// A unit-test build keeps the Rust entry point, which its harness replaces.
+#[cfg(test)]
+fn main() {
+    std::process::exit(start());
+}
+
+fn start() -> libc::c_int {
+    entry::init();
+    let code = run();
+    // Without the runtime's clean-up, buffered stdout is flushed here.
+    let _ = std::io::stdout().flush();
+    code
+}
+
+/// The whole program; its exit code.
+fn run() -> libc::c_int {
     let mode = match args::parse(std::env::args_os().skip(1)) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("wshd: {e}\n{}", args::USAGE);
-            return ExitCode::from(1);
+            return 1;
         }
     };
     let result = match mode {
         args::Mode::Help => {
             print!("{}", args::USAGE);
-            return ExitCode::SUCCESS;
+            return 0;
         }
         args::Mode::Start(a) => startup::start(&a),
         args::Mode::Continue(a) => resume::resume(&a).map(|never| match never {}),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("wshd: {e:#}");
-            ExitCode::from(1)
+            1
         }
     }
 }

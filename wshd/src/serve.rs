@@ -151,6 +151,8 @@ struct Server {
     /// close a pending connection instead of leaving it (and the loop) stuck.
     reserve: Option<OwnedFd>,
     accept_retry: Option<Instant>,
+    /// Where each unheld child runs until its exec.
+    stack: spawn::ChildStack,
 }
 
 fn open_reserve() -> Option<OwnedFd> {
@@ -161,6 +163,22 @@ fn open_reserve() -> Option<OwnedFd> {
     )
     .ok()?;
     crate::fds::adopt_inherited(fd).ok()
+}
+
+/// Send the response word with `fds` attached; whether the client got both.
+fn respond(conn: &Conn, word: &[u8], fds: &[OwnedFd]) -> bool {
+    let fds: Vec<BorrowedFd> = fds.iter().map(|f| f.as_fd()).collect();
+    match wire::fdpass::send_with_fds(conn.stream.as_fd(), word, &fds) {
+        Ok(n) if n == word.len() => true,
+        Ok(n) => {
+            log!("short response ({n} bytes); client dropped");
+            false
+        }
+        Err(e) => {
+            log!("sending descriptors: {e}; client dropped");
+            false
+        }
+    }
 }
 
 /// Serve `listener` forever.
@@ -178,6 +196,7 @@ pub fn serve(listener: OwnedFd, signals: SignalFd, reserve: OwnedFd) -> Result<I
         children: HashMap::new(),
         reserve: Some(reserve),
         accept_retry: None,
+        stack: spawn::ChildStack::new().context("a stack for the children")?,
     };
     s.poll
         .registry()
@@ -291,9 +310,20 @@ impl Server {
     }
 
     fn add_conn(&mut self, stream: UnixStream) {
+        let mut conn = Conn::new(stream);
+        // A client usually sends its whole request at once: serve it without
+        // watching the connection at all. Registering afterwards misses
+        // nothing: epoll reports data that is already there.
+        match conn.advance() {
+            Progress::Pending => {}
+            Progress::Close => return,
+            Progress::Ready(req) => {
+                self.start(&conn, &req);
+                return;
+            }
+        }
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FIRST_CONN);
-        let mut conn = Conn::new(stream);
         if let Err(e) = self
             .poll
             .registry()
@@ -302,9 +332,7 @@ impl Server {
             log!("watching a connection: {e}");
             return;
         }
-        // Data may already be there; edge-triggered events would not repeat it.
         self.conns.insert(token, conn);
-        self.on_conn(token);
     }
 
     fn on_conn(&mut self, token: Token) {
@@ -340,37 +368,48 @@ impl Server {
                 Action::Refuse(format!("wshd: {e}\n").into_bytes())
             }
         };
-        let spawned = match spawn::spawn(&action, req.tty, req.want_pidfd) {
-            Ok(s) => s,
+        let mut pipes = match spawn::plumbing(req.tty) {
+            Ok(p) => p,
             Err(e) => {
                 log!("starting a child: {e}");
                 return;
             }
         };
-        let fds: Vec<BorrowedFd> = spawned.client_fds.iter().map(|f| f.as_fd()).collect();
         let word = request::encode_response(req.version);
-        match wire::fdpass::send_with_fds(conn.stream.as_fd(), &word, &fds) {
-            Ok(n) if n == word.len() => {}
-            Ok(n) => {
-                // The child is dropped unstarted with `go` (it exits 255).
-                log!("short response ({n} bytes); client dropped");
+        if !req.want_pidfd {
+            // The client gets its descriptors first, and the child starts
+            // only if it did: nothing runs for a client that is gone.
+            if !respond(conn, &word, &pipes.client_fds) {
                 return;
             }
+            drop(std::mem::take(&mut pipes.client_fds));
+            match spawn::spawn_now(&action, &mut pipes, &mut self.stack) {
+                // The client sees EOF on every pipe and exits 255.
+                Err(e) => log!("starting a child: {e}"),
+                Ok(pid) => self.watch(pid, pipes.exit_w, req.version),
+            }
+            return;
+        }
+        let held = match spawn::spawn_held(&action, &mut pipes) {
+            Ok(h) => h,
             Err(e) => {
-                log!("sending descriptors: {e}; client dropped");
+                log!("starting a child: {e}");
                 return;
             }
+        };
+        // On failure the child is dropped unstarted with `go` (it exits 255).
+        if !respond(conn, &word, &pipes.client_fds) {
+            return;
         }
-        if let Err(e) = nix::unistd::write(&spawned.go, b"1") {
-            log!("releasing child {}: {e}", spawned.pid);
+        if let Err(e) = nix::unistd::write(&held.go, b"1") {
+            log!("releasing child {}: {e}", held.pid);
         }
-        self.children.insert(
-            spawned.pid,
-            ExitSink {
-                fd: spawned.exit_w,
-                version: req.version,
-            },
-        );
+        self.watch(held.pid, pipes.exit_w, req.version);
+    }
+
+    /// Report `pid`'s end on `fd` once it is reaped.
+    fn watch(&mut self, pid: i32, fd: OwnedFd, version: i32) {
+        self.children.insert(pid, ExitSink { fd, version });
     }
 
     /// Reap every child that has ended (request children and orphans alike)

@@ -1,14 +1,25 @@
-//! Starting a request's child: pipes or a pty, fork, and the child's way to
-//! exec.
+//! Starting a request's child: pipes or a pty, then the child and its way
+//! to exec.
 //!
-//! Everything is prepared before the fork ([`crate::plan`]); between fork
-//! and exec the child only makes raw system calls on data that already
-//! exists, because the daemon's allocator state is not the child's to use.
-//! The child also waits on a "go" pipe before touching anything: the daemon
-//! lets it run only once the client has its descriptors, so a client that
-//! vanished mid-handshake never gets a command run on its behalf.
+//! Everything is prepared before the child exists ([`crate::plan`]); the
+//! child only makes raw system calls on data that already exists, because
+//! the daemon's allocator state is not the child's to use.
+//!
+//! A client that vanished mid-handshake must never get a command run on its
+//! behalf, so a child only runs once its client holds the descriptors. Two
+//! ways keep that:
+//!
+//! - [`spawn_now`], for every request that wants no pidfd: the daemon sends
+//!   the client its ends first and starts the child only if that worked.
+//!   The child shares the daemon's memory until its exec (`CLONE_VM |
+//!   CLONE_VFORK`, as posix_spawn), so no page tables are copied and the
+//!   daemon takes no copy-on-write faults afterwards.
+//! - [`spawn_held`], when the client wants a pidfd, which cannot exist
+//!   before its process: the child is forked first and waits on a "go" pipe
+//!   until the daemon has sent the descriptors; closing the pipe unwritten
+//!   makes it exit 255 unstarted.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
@@ -31,6 +42,10 @@ pub enum SpawnError {
     Peer(Errno),
     #[error("fork: {0}")]
     Fork(Errno),
+    #[error("clone: {0}")]
+    Clone(Errno),
+    #[error("mmap of the child stack: {0}")]
+    Stack(Errno),
     #[error("pidfd_open({0}): {1}")]
     Pidfd(i32, Errno),
 }
@@ -41,13 +56,21 @@ pub enum Action {
     Refuse(Vec<u8>),
 }
 
-/// A forked child, held at its "go" pipe.
-pub struct Spawned {
-    pub pid: i32,
-    /// For the client, in the contract's order, plus the pidfd if asked.
+/// A request's descriptors before its child exists.
+pub struct Plumbing {
+    /// For the client, in the contract's order ([`spawn_held`] appends the
+    /// pidfd).
     pub client_fds: Vec<OwnedFd>,
+    /// The child's stdio: three pipe ends, or the pty's slave.
+    child_fds: Vec<OwnedFd>,
     /// The daemon's end of the exit pipe.
     pub exit_w: OwnedFd,
+    tty: bool,
+}
+
+/// A forked child, held at its "go" pipe.
+pub struct Held {
+    pub pid: i32,
     /// One byte lets the child go on; closing it unwritten makes it exit 255.
     pub go: OwnedFd,
 }
@@ -95,12 +118,32 @@ fn pidfd_open(pid: i32) -> Result<OwnedFd, SpawnError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Raw pointer views of the plan, built before the fork.
+/// The pipes (or the pty) and the exit pipe of a request.
+pub fn plumbing(tty: bool) -> Result<Plumbing, SpawnError> {
+    let (exit_r, exit_w) = pipe()?;
+    let (client_fds, child_fds) = if tty {
+        let (master, slave) = open_pty()?;
+        (vec![master, exit_r], vec![slave])
+    } else {
+        let (in_r, in_w) = pipe()?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        (vec![in_w, out_r, err_r, exit_r], vec![in_r, out_w, err_w])
+    };
+    Ok(Plumbing {
+        client_fds,
+        child_fds,
+        exit_w,
+        tty,
+    })
+}
+
+/// Raw pointer views of the plan, built before the child exists.
 struct Prepared<'a> {
-    go_r: RawFd,
-    /// The daemon's end of the go pipe, which the fork duplicated into the
-    /// child: the child closes it first, or it would never see EOF.
-    go_w: RawFd,
+    /// The go pipe of a held child: its read end, and the daemon's write
+    /// end, which the fork duplicated into the child: the child closes it
+    /// first, or it would never see EOF.
+    go: Option<(RawFd, RawFd)>,
     stdio: [RawFd; 3],
     tty: bool,
     refuse: Option<&'a [u8]>,
@@ -123,38 +166,21 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
 
 const SH: &CStr = c"/bin/sh";
 
-/// Fork the child of `action`, stdio on pipes or a pty, held until `go` is
-/// written.
-pub fn spawn(action: &Action, tty: bool, want_pidfd: bool) -> Result<Spawned, SpawnError> {
-    let (go_r, go_w) = pipe()?;
-    let (exit_r, exit_w) = pipe()?;
-    let (mut client_fds, child_fds): (Vec<OwnedFd>, Vec<OwnedFd>) = if tty {
-        let (master, slave) = open_pty()?;
-        (vec![master, exit_r], vec![slave])
+fn prepare<'a>(action: &'a Action, pipes: &Plumbing, go: Option<(RawFd, RawFd)>) -> Prepared<'a> {
+    let fd = |i: usize| pipes.child_fds[i].as_raw_fd();
+    let stdio = if pipes.tty {
+        [fd(0); 3]
     } else {
-        let (in_r, in_w) = pipe()?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        (vec![in_w, out_r, err_r, exit_r], vec![in_r, out_w, err_w])
-    };
-    let stdio = if tty {
-        [child_fds[0].as_raw_fd(); 3]
-    } else {
-        [
-            child_fds[0].as_raw_fd(),
-            child_fds[1].as_raw_fd(),
-            child_fds[2].as_raw_fd(),
-        ]
+        [fd(0), fd(1), fd(2)]
     };
     let (refuse, plan) = match action {
         Action::Run(p) => (None, Some(p)),
         Action::Refuse(msg) => (Some(msg.as_slice()), None),
     };
     let mut prep = Prepared {
-        go_r: go_r.as_raw_fd(),
-        go_w: go_w.as_raw_fd(),
+        go,
         stdio,
-        tty,
+        tty: pipes.tty,
         refuse,
         plan,
         groups: plan.map(|p| p.groups.clone()).unwrap_or_default(),
@@ -169,7 +195,15 @@ pub fn spawn(action: &Action, tty: bool, want_pidfd: bool) -> Result<Spawned, Sp
             .extend(p.argv.iter().skip(1).map(|a| a.as_ptr()));
         prep.sh_argvp.push(std::ptr::null());
     }
+    prep
+}
 
+/// Fork the child of `action`, held until `go` is written; its pidfd goes
+/// to the end of `pipes.client_fds`. The child's stdio ends are closed here
+/// once it has them.
+pub fn spawn_held(action: &Action, pipes: &mut Plumbing) -> Result<Held, SpawnError> {
+    let (go_r, go_w) = pipe()?;
+    let mut prep = prepare(action, pipes, Some((go_r.as_raw_fd(), go_w.as_raw_fd())));
     // SAFETY: the daemon is single-threaded, and the child only runs
     // `child_main`, which makes raw system calls on `prep` and never returns.
     let pid = unsafe { libc::fork() };
@@ -179,24 +213,104 @@ pub fn spawn(action: &Action, tty: bool, want_pidfd: bool) -> Result<Spawned, Sp
     if pid == 0 {
         child_main(&mut prep);
     }
-    drop(child_fds);
+    drop(std::mem::take(&mut pipes.child_fds));
     drop(go_r);
-    if want_pidfd {
-        match pidfd_open(pid) {
-            Ok(fd) => client_fds.push(fd),
-            Err(e) => {
-                // Dropping `go_w` makes the child exit 255 unstarted; the
-                // serve loop reaps it like any other.
-                return Err(e);
-            }
+    // Dropping `go_w` on an error makes the child exit 255 unstarted; the
+    // serve loop reaps it like any other.
+    pipes.client_fds.push(pidfd_open(pid)?);
+    Ok(Held { pid, go: go_w })
+}
+
+/// Where a [`spawn_now`] child runs until its exec: its own stack, mapped
+/// once and reused (`CLONE_VFORK` returns only once the previous child has
+/// left the daemon's memory), below a guard page so that an overflow faults
+/// instead of writing into the daemon's heap.
+pub struct ChildStack {
+    base: *mut c_void,
+    len: usize,
+}
+
+const CHILD_STACK: usize = 64 * 1024;
+const GUARD: usize = 4096;
+
+impl ChildStack {
+    pub fn new() -> Result<ChildStack, SpawnError> {
+        let len = CHILD_STACK + GUARD;
+        // SAFETY: a fresh private anonymous mapping; no existing memory is
+        // touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(SpawnError::Stack(Errno::last()));
         }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping just made, which nothing
+        // uses yet.
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            return Err(SpawnError::Stack(Errno::last()));
+        }
+        Ok(stack)
     }
-    Ok(Spawned {
-        pid,
-        client_fds,
-        exit_w,
-        go: go_w,
-    })
+
+    /// The initial stack pointer (stacks grow down on x86_64 and aarch64).
+    fn top(&self) -> *mut c_void {
+        // SAFETY: one past the end of the mapping, 16-byte aligned as the
+        // mapping is page-aligned and its length a multiple of the page.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping `new` made; no child runs on
+        // it any more (each `spawn_now` returned after its child left).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+extern "C" fn child_entry(arg: *mut c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Prepared` that `spawn_now` passed to clone and
+    // keeps alive (it is blocked in clone until this child execs or exits).
+    let prep = unsafe { &mut *arg.cast::<Prepared>() };
+    child_main(prep)
+}
+
+/// Start the child of `action` right away, on `stack`; the client must
+/// already hold its descriptors. Returns once the child has exec'd (or
+/// failed and exited); the child's stdio ends are closed here.
+pub fn spawn_now(
+    action: &Action,
+    pipes: &mut Plumbing,
+    stack: &mut ChildStack,
+) -> Result<i32, SpawnError> {
+    let mut prep = prepare(action, pipes, None);
+    // SAFETY: the daemon is single-threaded and blocked in clone until the
+    // child execs or exits (CLONE_VFORK), so the shared memory has one user
+    // at a time. The child runs `child_main` on `stack`, which no one else
+    // uses, makes raw system calls on `prep` (alive for the whole call) and
+    // never returns; its libc calls change only its own kernel state (and
+    // errno, which the daemon does not read after a successful clone).
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut prep as *mut Prepared).cast(),
+        )
+    };
+    drop(std::mem::take(&mut pipes.child_fds));
+    if pid < 0 {
+        return Err(SpawnError::Clone(Errno::last()));
+    }
+    Ok(pid)
 }
 
 // ---- the child: raw system calls only from here on ----
@@ -233,28 +347,31 @@ fn die_errno(what: &[u8], err: Errno) -> ! {
 
 fn child_main(p: &mut Prepared) -> ! {
     // SAFETY (whole function): only async-signal-safe system calls on
-    // memory prepared before the fork; every path ends in execve or _exit.
+    // memory prepared before the child existed; every path ends in execve
+    // or _exit.
     unsafe {
-        // The daemon's copy must be the only write end, so that dropping it
-        // unwritten (the client vanished) ends this child with EOF instead
-        // of leaving it blocked forever on its own descriptor.
-        libc::close(p.go_w);
-        let mut go = 0u8;
-        loop {
-            let n = libc::read(p.go_r, (&mut go as *mut u8).cast(), 1);
-            if n == 1 {
-                break;
+        if let Some((go_r, go_w)) = p.go {
+            // The daemon's copy must be the only write end, so that dropping
+            // it unwritten (the client vanished) ends this child with EOF
+            // instead of leaving it blocked forever on its own descriptor.
+            libc::close(go_w);
+            let mut go = 0u8;
+            loop {
+                let n = libc::read(go_r, (&mut go as *mut u8).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && Errno::last() == Errno::EINTR {
+                    continue;
+                }
+                libc::_exit(255);
             }
-            if n < 0 && Errno::last() == Errno::EINTR {
-                continue;
-            }
-            libc::_exit(255);
         }
 
         // Default dispositions and an empty mask: an ignore and a blocked
         // signal both survive exec. SIGPIPE is the one signal the daemon
-        // ignores (the Rust runtime does; start-up cleared any inherited
-        // ignore), and it blocks SIGCHLD for its signalfd.
+        // ignores (entry::init, as the Rust runtime would; start-up cleared
+        // any inherited ignore), and it blocks SIGCHLD for its signalfd.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -300,13 +417,16 @@ fn child_main(p: &mut Prepared) -> ! {
                 ]);
             }
         }
-        if libc::setgroups(p.groups.len(), p.groups.as_ptr()) < 0 {
+        // Raw system calls: glibc's wrappers would coordinate the credentials
+        // of every thread of the process, which a child sharing the daemon's
+        // memory must leave alone; this child is a single thread anyway.
+        if libc::syscall(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()) < 0 {
             die_errno(b"setgroups", Errno::last());
         }
-        if libc::setgid(plan.gid) < 0 {
+        if libc::syscall(libc::SYS_setgid, plan.gid) < 0 {
             die_errno(b"setgid", Errno::last());
         }
-        if libc::setuid(plan.uid) < 0 {
+        if libc::syscall(libc::SYS_setuid, plan.uid) < 0 {
             die_errno(b"setuid", Errno::last());
         }
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
@@ -395,35 +515,63 @@ mod tests {
     fn dropping_go_unwritten_ends_the_child() {
         for tty in [false, true] {
             let action = Action::Refuse(b"never shown\n".to_vec());
-            let spawned = match spawn(&action, tty, false) {
-                Ok(s) => s,
+            let mut pipes = match plumbing(tty) {
+                Ok(p) => p,
                 // No /dev/ptmx to use here (a sandbox): pipes still count.
                 Err(SpawnError::Ptmx(_)) if tty => continue,
-                Err(e) => panic!("spawn: {e}"),
+                Err(e) => panic!("plumbing: {e}"),
             };
-            let pid = spawned.pid;
-            drop(spawned);
-            let mut status: libc::c_int = 0;
-            let mut reaped = 0;
-            // A hang guard, not a speed assertion: the child only has to
-            // notice EOF and _exit.
-            for _ in 0..2000 {
-                // SAFETY: waitpid on our own child with a valid pointer.
-                reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                if reaped != 0 {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+            let held = spawn_held(&action, &mut pipes).expect("spawn_held");
+            let pid = held.pid;
+            drop(held);
+            drop(pipes);
+            let status = wait_for(pid, "still waits on its go pipe");
+            assert!(libc::WIFEXITED(status), "status {status:#x}");
+            assert_eq!(libc::WEXITSTATUS(status), 255);
+        }
+    }
+
+    /// Reap `pid`, failing (after killing it) if it does not end: a hang
+    /// guard, not a speed assertion.
+    fn wait_for(pid: i32, stuck: &str) -> libc::c_int {
+        let mut status: libc::c_int = 0;
+        for _ in 0..2000 {
+            // SAFETY: waitpid on our own child with a valid pointer.
+            let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if reaped == pid {
+                return status;
             }
-            if reaped == 0 {
-                // SAFETY: kill and reap our own stuck child before failing.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                panic!("child {pid} (tty {tty}) still waits on its go pipe");
-            }
-            assert_eq!(reaped, pid);
+            assert_eq!(reaped, 0, "waitpid({pid}): {}", Errno::last());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // SAFETY: kill and reap our own stuck child before failing.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, &mut status, 0);
+        }
+        panic!("child {pid} {stuck}");
+    }
+
+    /// The unheld child runs at once on the shared stack (twice, to use the
+    /// stack again), and its stdio is the pipes the client got.
+    #[test]
+    fn spawn_now_runs_on_the_pipes() {
+        use std::io::Read;
+        let mut stack = ChildStack::new().expect("child stack");
+        for round in 0..2 {
+            let msg = format!("refused {round}\n");
+            let action = Action::Refuse(msg.clone().into_bytes());
+            let mut pipes = plumbing(false).expect("plumbing");
+            let mut client = std::mem::take(&mut pipes.client_fds).into_iter();
+            let pid = spawn_now(&action, &mut pipes, &mut stack).expect("spawn_now");
+            drop(pipes);
+            let (_stdin, _stdout, stderr) = (client.next(), client.next(), client.next());
+            let mut said = String::new();
+            std::fs::File::from(stderr.expect("stderr"))
+                .read_to_string(&mut said)
+                .expect("read the child's stderr");
+            assert_eq!(said, msg);
+            let status = wait_for(pid, "did not exit");
             assert!(libc::WIFEXITED(status), "status {status:#x}");
             assert_eq!(libc::WEXITSTATUS(status), 255);
         }
