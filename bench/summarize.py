@@ -73,8 +73,10 @@ def machine():
     return m
 
 
-def load_during():
-    """' 1-minute load during the run: min / median / max.' from load.csv."""
+def load_during(cpus):
+    """' 1-minute load during the run: min / median / max.' from load.csv,
+    and whether the machine was busy with more than the benchmarks (a median
+    load above its cpu count)."""
     try:
         with open(path("load.csv")) as f:
             loads = [float(r["load1"]) for r in csv.DictReader(f)]
@@ -82,8 +84,12 @@ def load_during():
         return ""
     if not loads:
         return ""
-    return " 1-minute load during the run (every 5 s): min %.2f, median %.2f, max %.2f." % (
-        min(loads), statistics.median(loads), max(loads))
+    median = statistics.median(loads)
+    busy = cpus is not None and median > cpus
+    return (" 1-minute load during the run (every 5 s): min %.2f, median %.2f, max %.2f. %s"
+            % (min(loads), median, max(loads),
+               "The machine was shared with other work, so the numbers are noisy."
+               if busy else "The machine ran little else (median load at most its cpu count)."))
 
 
 def fmt(v):
@@ -181,9 +187,12 @@ with open(path("README-table.md"), "w") as f:
     f.write("\nMachine: %s cpus, %s; kernel %s; %s; commit %s.\n"
             % (mach.get("nproc", "?"), mach.get("cpu", "?"), mach.get("kernel", "?"),
                mach.get("date", "?"), mach.get("commit", "?")))
-    f.write("Load average (1, 5, 15 min) at start: %s; at end: %s.%s The machine "
-            "was shared with other builds, so the numbers are noisy.\n"
-            % (mach.get("load_start", "?"), mach.get("load_end", "?"), load_during()))
+    try:
+        cpus = int(mach.get("nproc", ""))
+    except ValueError:
+        cpus = None
+    f.write("Load average (1, 5, 15 min) at start: %s; at end: %s.%s\n"
+            % (mach.get("load_start", "?"), mach.get("load_end", "?"), load_during(cpus)))
     f.write("\nOutput through wsh can beat its plain pipe (`dd bs=1M | cat`): wsh "
             "widens the process's stdout pipe to 1 MiB, so dd's 1 MiB writes take fewer "
             "wake-ups than in a default 64 KiB pipe. The iomux rows use `head -c 1G "
