@@ -5,6 +5,7 @@
 
 mod args;
 #[allow(unsafe_code)]
+#[path = "../../wshd/src/entry.rs"]
 mod entry;
 mod pump;
 mod session;
