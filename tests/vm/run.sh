@@ -59,7 +59,7 @@ tools=(
   sh dash awk sed grep find xargs
   ip tc iptables iptables-save iptables-restore iptables-nft
   iptables-nft-save iptables-nft-restore xtables-nft-multi nft
-  mke2fs mkfs.ext4 tune2fs e2fsck dumpe2fs
+  mke2fs mkfs.ext4 tune2fs e2fsck dumpe2fs resize2fs
   setquota quotaon quotaoff quotacheck repquota quota
   rsync flock nsenter unshare mount umount losetup findmnt script setsid
   mountpoint prlimit pgrep pkill ps

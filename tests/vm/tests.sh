@@ -609,6 +609,18 @@ t_disk_loop() {
   echo "files made under 300 inodes: $out"
   # ext4 rounds the inode count up to fill its inode tables.
   { [ "$out" -ge 290 ] && [ "$out" -le 320 ]; } || fail "made $out files under an inode limit of 300"
+  # Growing online: resize2fs needs CAP_SYS_RESOURCE, which the VM's root
+  # has (the CI host's does not, so only this test covers it).
+  capture ctl run dl1 -- sh -c 'rm -f f*; dd if=/dev/zero of=a bs=1M count=15 2>&1'
+  expect "15 MiB again ($out)" "$rc" 0
+  capture ctl limit-disk dl1 --byte-limit 33554432
+  expect "limit-disk grows to 32 MiB ($err)" "$rc" 0
+  capture ctl run dl1 -- sh -c 'dd if=/dev/zero of=b bs=1M count=15 2>&1'
+  expect "15 MiB more after growing ($out)" "$rc" 0
+  capture ctl run dl1 -- sh -c 'dd if=/dev/zero of=c bs=1M count=8 2>/dev/null'
+  [ "$rc" != 0 ] || fail "38 MiB fit under a 32 MiB limit"
+  capture ctl limit-disk dl1 --byte-limit 16777216
+  expect "shrinking below what is used ($err)" "$rc" 5
   loops=$(losetup -a | grep -c "$path/" || true)
   expect "loop devices of dl1" "$loops" 1
   gone dl1 "$id1"
