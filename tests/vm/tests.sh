@@ -151,6 +151,14 @@ t_wshd_exit_codes() {
   expect "killed by SIGKILL (v1: 255)" "$rc" 255
   capture wsh /no/such/program
   expect "exec failure" "$rc" 255
+  # A version-2 request: the pidfd path, death by a signal as 128+N, and
+  # the environment and directory it carries.
+  capture wsh --v2 sh -c 'kill -TERM $$'
+  expect "killed by SIGTERM (v2: 128+15)" "$rc" 143
+  capture wsh --v2 sh -c 'exit 6'
+  expect "v2 exit 6" "$rc" 6
+  capture wsh --env GREETING=hello --dir /tmp sh -c 'echo "$GREETING $(pwd)"'
+  expect "v2 --env and --dir" "$out" "hello /tmp"
 }
 
 t_wshd_stdio() {
