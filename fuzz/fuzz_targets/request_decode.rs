@@ -12,22 +12,17 @@ use std::ffi::CString;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use wire::request::{
-    extension_len, Request, Rlimit, ARG_BUF_SIZE, LANG_SIZE, MAX_EXTENSION_LEN, RLIMIT_SLOTS,
-    USER_SIZE, V1_SIZE,
+    decode_request, Decoded, Request, Rlimit, ARG_BUF_SIZE, LANG_SIZE, MAX_EXTENSION_LEN,
+    RLIMIT_SLOTS, USER_SIZE, V1_SIZE,
 };
 
 /// What wshd does with the bytes of one connection: `None` where it would
 /// refuse the request or keep waiting for more bytes.
 fn decode_like_wshd(buf: &[u8]) -> Option<Request> {
-    let mut req = Request::decode_v1(buf.get(..V1_SIZE)?).ok()?;
-    if req.version == 1 {
-        return Some(req);
+    match decode_request(buf) {
+        Ok(Decoded::Complete(req)) => Some(req),
+        _ => None,
     }
-    let word: [u8; 4] = buf.get(V1_SIZE..V1_SIZE + 4)?.try_into().ok()?;
-    let n = extension_len(word).ok()?;
-    req.decode_extension(buf.get(V1_SIZE + 4..V1_SIZE + 4 + n)?)
-        .ok()?;
-    Some(req)
 }
 
 /// Whatever decodes must encode again and decode to the same request.

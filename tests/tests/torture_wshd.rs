@@ -32,8 +32,9 @@ use tests::require_root;
 use tests::torture::{self, Rng, SeedOnFailure};
 use wire::fdpass::FdPassError;
 use wire::request::{
-    extension_len, Request, MAX_EXTENSION_LEN, OFF_ARG_BUF, OFF_ARG_COUNT, OFF_LANG, OFF_RLIM,
-    OFF_RLIM_COUNT, OFF_TTY, OFF_USER, OFF_VERSION, RLIMIT_SLOTS, RLIM_ENTRY_SIZE, V1_SIZE,
+    decode_request, Decoded, Request, MAX_EXTENSION_LEN, OFF_ARG_BUF, OFF_ARG_COUNT, OFF_LANG,
+    OFF_RLIM, OFF_RLIM_COUNT, OFF_TTY, OFF_USER, OFF_VERSION, RLIMIT_SLOTS, RLIM_ENTRY_SIZE,
+    V1_SIZE,
 };
 
 /// How long an answered request's child may take to finish.
@@ -72,15 +73,10 @@ fn base(version: i32) -> Vec<u8> {
 /// What wshd will make of `bytes` followed by EOF: the request it answers,
 /// or None when it must close the connection unanswered.
 fn decode_like_wshd(buf: &[u8]) -> Option<Request> {
-    let mut req = Request::decode_v1(buf.get(..V1_SIZE)?).ok()?;
-    if req.version == 1 {
-        return Some(req);
+    match decode_request(buf) {
+        Ok(Decoded::Complete(req)) => Some(req),
+        _ => None,
     }
-    let word: [u8; 4] = buf.get(V1_SIZE..V1_SIZE + 4)?.try_into().ok()?;
-    let n = extension_len(word).ok()?;
-    req.decode_extension(buf.get(V1_SIZE + 4..V1_SIZE + 4 + n)?)
-        .ok()?;
-    Some(req)
 }
 
 /// A field of the v1 struct or the v2 extension (offsets in the v2 base).

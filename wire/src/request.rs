@@ -444,6 +444,39 @@ pub fn extension_len(word: [u8; 4]) -> Result<usize, RequestError> {
     Ok(n)
 }
 
+/// What the bytes received so far make of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded {
+    Complete(Request),
+    /// Not yet: the request is this many bytes long in all, as far as the
+    /// bytes so far tell (the v1 struct, then its `ext_len` word, then the
+    /// extension that word announces).
+    Needs(usize),
+}
+
+/// Decode a request from the start of `buf`, as wshd reads one: the v1
+/// struct, and for a v2 request the `ext_len` word and the extension. Bytes
+/// after a complete request are not looked at.
+pub fn decode_request(buf: &[u8]) -> Result<Decoded, RequestError> {
+    let Some(fixed) = buf.get(..V1_SIZE) else {
+        return Ok(Decoded::Needs(V1_SIZE));
+    };
+    let mut req = Request::decode_v1(fixed)?;
+    if req.version == 1 {
+        return Ok(Decoded::Complete(req));
+    }
+    let Some(word) = buf.get(V1_SIZE..V1_SIZE + 4) else {
+        return Ok(Decoded::Needs(V1_SIZE + 4));
+    };
+    let word: [u8; 4] = word.try_into().expect("a 4-byte slice");
+    let total = V1_SIZE + 4 + extension_len(word)?;
+    let Some(ext) = buf.get(V1_SIZE + 4..total) else {
+        return Ok(Decoded::Needs(total));
+    };
+    req.decode_extension(ext)?;
+    Ok(Decoded::Complete(req))
+}
+
 /// The 4-byte response word.
 pub fn encode_response(version: i32) -> [u8; 4] {
     version.to_ne_bytes()
@@ -560,10 +593,38 @@ mod tests {
         assert_eq!(&buf[9676..9686], b"A=1\0B=two\0");
         assert_eq!(&buf[9686..9691], b"/tmp\0");
 
-        let mut d = Request::decode_v1(&buf[..V1_SIZE]).unwrap();
-        let n = extension_len(buf[9656..9660].try_into().unwrap()).unwrap();
-        d.decode_extension(&buf[9660..9660 + n]).unwrap();
-        assert_eq!(d, r);
+        assert_eq!(decode_request(&buf).unwrap(), Decoded::Complete(r));
+    }
+
+    #[test]
+    fn a_request_is_decoded_in_stages() {
+        let v1 = sample().encode().unwrap();
+        assert_eq!(decode_request(&[]).unwrap(), Decoded::Needs(V1_SIZE));
+        assert_eq!(decode_request(&v1[..100]).unwrap(), Decoded::Needs(V1_SIZE));
+        let mut longer = v1.clone();
+        longer.extend_from_slice(b"ignored");
+        assert_eq!(
+            decode_request(&longer).unwrap(),
+            Decoded::Complete(sample())
+        );
+
+        let mut r = sample();
+        r.version = 2;
+        r.env = vec![CString::new("A=1").unwrap()];
+        let v2 = r.encode().unwrap();
+        assert_eq!(
+            decode_request(&v2[..V1_SIZE]).unwrap(),
+            Decoded::Needs(V1_SIZE + 4)
+        );
+        assert_eq!(
+            decode_request(&v2[..V1_SIZE + 6]).unwrap(),
+            Decoded::Needs(v2.len())
+        );
+        assert_eq!(decode_request(&v2).unwrap(), Decoded::Complete(r));
+
+        let mut bad = v2.clone();
+        bad[V1_SIZE..V1_SIZE + 4].copy_from_slice(&3u32.to_ne_bytes());
+        assert_eq!(decode_request(&bad), Err(RequestError::ExtensionLength(3)));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::fcntl::{open, OFlag};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::stat::Mode;
-use wire::request::{self, Request, V1_SIZE};
+use wire::request::{self, Decoded, Request, V1_SIZE};
 
 use crate::plan;
 use crate::spawn::{self, Action};
@@ -41,21 +41,12 @@ macro_rules! log {
     }};
 }
 
-/// Where a connection is in reading its request.
-enum Stage {
-    /// The 9656-byte v1 struct.
-    Fixed,
-    /// The v2 `ext_len` word.
-    ExtLen(Request),
-    /// The v2 extension.
-    Ext(Request),
-}
-
 struct Conn {
     stream: UnixStream,
     buf: Vec<u8>,
+    /// How long the request is, as far as `buf` tells; reads never go past
+    /// it, so nothing after the request is consumed.
     want: usize,
-    stage: Stage,
     deadline: Instant,
 }
 
@@ -71,18 +62,20 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(V1_SIZE),
             want: V1_SIZE,
-            stage: Stage::Fixed,
             deadline: Instant::now() + REQUEST_TIMEOUT,
         }
     }
 
-    /// Read what has arrived; move on a stage whenever one is complete.
+    /// Read what has arrived; decode whenever the bytes wanted are in.
     fn advance(&mut self) -> Progress {
         loop {
             if self.buf.len() == self.want {
-                match self.complete_stage() {
-                    Ok(Some(req)) => return Progress::Ready(req),
-                    Ok(None) => continue,
+                match request::decode_request(&self.buf) {
+                    Ok(Decoded::Complete(req)) => return Progress::Ready(req),
+                    Ok(Decoded::Needs(n)) => {
+                        self.want = n;
+                        continue;
+                    }
                     Err(e) => {
                         log!("refusing request: {e}");
                         return Progress::Close;
@@ -106,31 +99,6 @@ impl Conn {
                 }
             }
         }
-    }
-
-    fn complete_stage(&mut self) -> Result<Option<Request>, request::RequestError> {
-        match std::mem::replace(&mut self.stage, Stage::Fixed) {
-            Stage::Fixed => {
-                let req = Request::decode_v1(&self.buf)?;
-                if req.version == 1 {
-                    return Ok(Some(req));
-                }
-                self.want += 4;
-                self.stage = Stage::ExtLen(req);
-            }
-            Stage::ExtLen(req) => {
-                let word: [u8; 4] = self.buf[V1_SIZE..V1_SIZE + 4]
-                    .try_into()
-                    .map_err(|_| request::RequestError::Extension("ext_len word"))?;
-                self.want += request::extension_len(word)?;
-                self.stage = Stage::Ext(req);
-            }
-            Stage::Ext(mut req) => {
-                req.decode_extension(&self.buf[V1_SIZE + 4..])?;
-                return Ok(Some(req));
-            }
-        }
-        Ok(None)
     }
 }
 
