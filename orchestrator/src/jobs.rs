@@ -437,21 +437,7 @@ impl<'a> RecorderWatch<'a> {
 pub fn link(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
     let instance = Instance::open(depot, handle)?;
     let dir = job_dir(&instance, job)?;
-    let mut recorder = RecorderWatch::new(&dir);
-    let mut failure = None;
-    poll_until(Duration::MAX, || {
-        if dir.join("exit_status").exists() {
-            return true;
-        }
-        if let Err(e) = recorder.check() {
-            failure = Some(e);
-            return true;
-        }
-        false
-    });
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    follow_job(&dir, |ended| ended)?;
     let code = exit_status(&dir).unwrap_or(255);
     copy_file_to(&dir.join("stdout.log"), &mut io::stdout().lock())?;
     copy_file_to(&dir.join("stderr.log"), &mut io::stderr().lock())?;
@@ -476,12 +462,22 @@ pub fn stream(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
     let dir = job_dir(&instance, job)?;
     let mut out = Follower::new(dir.join("stdout.log"));
     let mut err = Follower::new(dir.join("stderr.log"));
-    let mut recorder = RecorderWatch::new(&dir);
+    follow_job(&dir, |ended| {
+        let moved = out.pump(&mut io::stdout().lock()) | err.pump(&mut io::stderr().lock());
+        ended && !moved
+    })?;
+    Ok(exit_status(&dir).unwrap_or(255))
+}
+
+/// Polls `step(ended)` until it returns true, `ended` telling whether the
+/// job's exit status is recorded; until then the recorder is watched, and
+/// its failure ends the wait with the error.
+fn follow_job(dir: &Path, mut step: impl FnMut(bool) -> bool) -> Result<()> {
+    let mut recorder = RecorderWatch::new(dir);
     let mut failure = None;
     poll_until(Duration::MAX, || {
         let ended = dir.join("exit_status").exists();
-        let moved = out.pump(&mut io::stdout().lock()) | err.pump(&mut io::stderr().lock());
-        if ended && !moved {
+        if step(ended) {
             return true;
         }
         if !ended {
@@ -492,10 +488,7 @@ pub fn stream(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
         }
         false
     });
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    Ok(exit_status(&dir).unwrap_or(255))
+    failure.map_or(Ok(()), Err)
 }
 
 /// Follows a growing file.
