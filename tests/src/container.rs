@@ -163,6 +163,24 @@ fn write_exec(path: &Path, text: &str) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))
 }
 
+/// The write end of a pipe whose bytes a thread appends to `path` until
+/// every writer is gone.
+fn log_through_pipe(path: &Path) -> io::Result<OwnedFd> {
+    use std::io::{Read, Write};
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let mut file = fs::File::create(path)?;
+    std::thread::spawn(move || {
+        let mut reader = fs::File::from(r);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || file.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(w)
+}
+
 fn become_subreaper() {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a process flag.
     let rv = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -200,9 +218,20 @@ impl Container {
             .to_string()
     }
 
-    /// wshd's stderr (run/wshd.err.log): its log.
+    /// wshd's stderr (run/wshd.err.log): its log, once nothing more has
+    /// arrived for a moment (it comes through a pipe and a thread).
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("run/wshd.err.log")).unwrap_or_default()
+        let path = self.dir.join("run/wshd.err.log");
+        let mut last = fs::read_to_string(&path).unwrap_or_default();
+        for _ in 0..20 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now = fs::read_to_string(&path).unwrap_or_default();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
     }
 
     /// Path inside the container's writable layer (what the container wrote
@@ -249,7 +278,10 @@ impl Container {
 
         let run = self.dir.join("run");
         let out = fs::File::create(run.join("wshd.out.log")).map_err(|e| err("log", e))?;
-        let errlog = fs::File::create(run.join("wshd.err.log")).map_err(|e| err("log", e))?;
+        // A confined wshd keeps its stderr after start-up only when it is a
+        // pipe (a host file would be a handle on the host's filesystem), so
+        // the log arrives through one and a thread writes it down.
+        let errlog = log_through_pipe(&run.join("wshd.err.log")).map_err(|e| err("log", e))?;
         let mut cmd = Command::new(&wshd);
         cmd.arg("--run")
             .arg(&run)

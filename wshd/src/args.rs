@@ -1,8 +1,9 @@
 //! Command-line flags.
 //!
-//! `wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME]` starts a
-//! container; `wshd --continue --listen-fd N --ack-fd N` is how the container
-//! side re-executes itself after `pivot_root` (internal, never typed by hand).
+//! `wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME] [--unconfined]`
+//! starts a container; `wshd --continue --listen-fd N --ack-fd N
+//! [--unconfined]` is how the container side re-executes itself after
+//! `pivot_root` (internal, never typed by hand).
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -28,6 +29,8 @@ pub struct StartArgs {
     pub lib: PathBuf,
     pub root: PathBuf,
     pub title: Option<OsString>,
+    /// Warden's `allow_nested_warden`: none of [`crate::confine`].
+    pub unconfined: bool,
 }
 
 /// What the continued process inherits across the exec.
@@ -35,6 +38,7 @@ pub struct StartArgs {
 pub struct ContinueArgs {
     pub listen_fd: RawFd,
     pub ack_fd: RawFd,
+    pub unconfined: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -50,6 +54,9 @@ pub const USAGE: &str = "Usage: wshd [--run DIR] [--lib DIR] [--root DIR] [--tit
   --lib DIR    directory holding the hook scripts (default: lib)
   --root DIR   directory that becomes the container's root (default: root)
   --title NAME process title of the container's wshd
+  --unconfined no confinement: jobs keep every capability, no seccomp
+               filter, no masked /proc (Warden's allow_nested_warden;
+               root in such a container is root on the host)
 ";
 
 fn parse_fd(flag: &'static str, v: OsString) -> Result<RawFd, ArgsError> {
@@ -68,6 +75,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Mode, ArgsErro
         lib: PathBuf::from("lib"),
         root: PathBuf::from("root"),
         title: None,
+        unconfined: false,
     };
     let mut cont = false;
     let mut listen_fd = None;
@@ -94,6 +102,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Mode, ArgsErro
             "--root" => start.root = value("--root")?.into(),
             "--title" => start.title = Some(value("--title")?),
             "--continue" if inline.is_none() => cont = true,
+            "--unconfined" if inline.is_none() => start.unconfined = true,
             "--listen-fd" => listen_fd = Some(parse_fd("--listen-fd", value("--listen-fd")?)?),
             "--ack-fd" => ack_fd = Some(parse_fd("--ack-fd", value("--ack-fd")?)?),
             _ => return Err(ArgsError::Unknown(text)),
@@ -101,9 +110,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Mode, ArgsErro
     }
     if cont {
         match (listen_fd, ack_fd) {
-            (Some(listen_fd), Some(ack_fd)) => {
-                Ok(Mode::Continue(ContinueArgs { listen_fd, ack_fd }))
-            }
+            (Some(listen_fd), Some(ack_fd)) => Ok(Mode::Continue(ContinueArgs {
+                listen_fd,
+                ack_fd,
+                unconfined: start.unconfined,
+            })),
             _ => Err(ArgsError::ContinueState),
         }
     } else if listen_fd.is_some() || ack_fd.is_some() {
@@ -131,7 +142,8 @@ mod tests {
                 run: "run".into(),
                 lib: "lib".into(),
                 root: "root".into(),
-                title: None
+                title: None,
+                unconfined: false,
             })
         );
     }
@@ -139,12 +151,23 @@ mod tests {
     #[test]
     fn all_flags_both_spellings() {
         assert_eq!(
-            p(&["--run", "r", "--lib=l", "--root", "m", "--title", "wshd: x"]).unwrap(),
+            p(&[
+                "--run",
+                "r",
+                "--lib=l",
+                "--root",
+                "m",
+                "--title",
+                "wshd: x",
+                "--unconfined"
+            ])
+            .unwrap(),
             Mode::Start(StartArgs {
                 run: "r".into(),
                 lib: "l".into(),
                 root: "m".into(),
-                title: Some("wshd: x".into())
+                title: Some("wshd: x".into()),
+                unconfined: true,
             })
         );
     }
@@ -155,8 +178,28 @@ mod tests {
             p(&["--continue", "--listen-fd", "3", "--ack-fd=4"]).unwrap(),
             Mode::Continue(ContinueArgs {
                 listen_fd: 3,
-                ack_fd: 4
+                ack_fd: 4,
+                unconfined: false,
             })
+        );
+        assert_eq!(
+            p(&[
+                "--continue",
+                "--unconfined",
+                "--listen-fd",
+                "3",
+                "--ack-fd=4"
+            ])
+            .unwrap(),
+            Mode::Continue(ContinueArgs {
+                listen_fd: 3,
+                ack_fd: 4,
+                unconfined: true,
+            })
+        );
+        assert_eq!(
+            p(&["--unconfined=yes"]),
+            Err(ArgsError::Unknown("--unconfined=yes".into()))
         );
         assert_eq!(p(&["--continue"]), Err(ArgsError::ContinueState));
         assert!(matches!(

@@ -7,6 +7,8 @@
 
 mod args;
 #[allow(unsafe_code)]
+mod confine;
+#[allow(unsafe_code)]
 mod dispositions;
 #[allow(unsafe_code)]
 mod entry;
@@ -15,6 +17,8 @@ mod fds;
 mod hooks;
 mod plan;
 mod resume;
+#[allow(unsafe_code)]
+mod seccomp;
 mod serve;
 #[allow(unsafe_code)]
 mod spawn;

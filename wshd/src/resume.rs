@@ -26,11 +26,14 @@ fn open_null() -> Result<std::os::fd::OwnedFd> {
 /// Whether wshd's stderr is worth keeping as its log: start.sh points it at
 /// run/wshd.err.log, and a pipe is someone collecting it. A terminal (or
 /// anything else) belongs to whoever started the container and is dropped.
-fn stderr_is_a_log() -> bool {
+/// Confined, only a pipe stays: a descriptor of a host file in pid 1 is a
+/// handle on the host's filesystem (open_by_handle_at needs no path), so
+/// the log file gets what start-up wrote and nothing after.
+fn stderr_is_a_log(confined: bool) -> bool {
     match fstat(2) {
         Ok(st) => {
             let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-            kind == SFlag::S_IFREG || kind == SFlag::S_IFIFO
+            kind == SFlag::S_IFIFO || (kind == SFlag::S_IFREG && !confined)
         }
         Err(_) => false,
     }
@@ -50,6 +53,9 @@ pub fn resume(args: &ContinueArgs) -> Result<Infallible> {
     // One lazy unmount detaches the whole old root, however many mounts are
     // stacked in it (an unmount-by-list fails with EBUSY on such hosts).
     umount2("/mnt", MntFlags::MNT_DETACH).context("detaching the old root at /mnt")?;
+    if !args.unconfined {
+        crate::confine::not_dumpable()?;
+    }
     setsid().context("setsid")?;
     let null = open_null()?;
     let reserve = open_null()?;
@@ -72,10 +78,10 @@ pub fn resume(args: &ContinueArgs) -> Result<Infallible> {
     // stdio belongs to whoever started the container; keep only a log.
     dup2(null.as_raw_fd(), 0).context("dup2 /dev/null to stdin")?;
     dup2(null.as_raw_fd(), 1).context("dup2 /dev/null to stdout")?;
-    if !stderr_is_a_log() {
+    if !stderr_is_a_log(!args.unconfined) {
         dup2(null.as_raw_fd(), 2).context("dup2 /dev/null to stderr")?;
     }
     drop(null);
 
-    serve::serve(listener, signals, reserve)
+    serve::serve(listener, signals, reserve, !args.unconfined)
 }

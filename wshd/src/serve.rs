@@ -23,6 +23,7 @@ use nix::sys::stat::Mode;
 use wire::request::{self, Decoded, Request, V1_SIZE};
 
 use crate::plan;
+use crate::seccomp;
 use crate::spawn::{self, Action};
 
 /// How long a client has to send its whole request.
@@ -121,6 +122,8 @@ struct Server {
     accept_retry: Option<Instant>,
     /// Where each unheld child runs until its exec.
     stack: spawn::ChildStack,
+    /// Every job's seccomp filter; None in an unconfined container.
+    filter: Option<seccomp::Filter>,
 }
 
 fn open_reserve() -> Option<OwnedFd> {
@@ -149,8 +152,14 @@ fn respond(conn: &Conn, word: &[u8], fds: &[OwnedFd]) -> bool {
     }
 }
 
-/// Serve `listener` forever.
-pub fn serve(listener: OwnedFd, signals: SignalFd, reserve: OwnedFd) -> Result<Infallible> {
+/// Serve `listener` forever; `confined` jobs get [`crate::confine`]'s
+/// capabilities, no_new_privs and the seccomp filter.
+pub fn serve(
+    listener: OwnedFd,
+    signals: SignalFd,
+    reserve: OwnedFd,
+    confined: bool,
+) -> Result<Infallible> {
     let listener = std::os::unix::net::UnixListener::from(listener);
     listener
         .set_nonblocking(true)
@@ -165,6 +174,7 @@ pub fn serve(listener: OwnedFd, signals: SignalFd, reserve: OwnedFd) -> Result<I
         reserve: Some(reserve),
         accept_retry: None,
         stack: spawn::ChildStack::new().context("a stack for the children")?,
+        filter: confined.then(seccomp::Filter::docker_default),
     };
     s.poll
         .registry()
@@ -351,14 +361,14 @@ impl Server {
                 return;
             }
             drop(std::mem::take(&mut pipes.client_fds));
-            match spawn::spawn_now(&action, &mut pipes, &mut self.stack) {
+            match spawn::spawn_now(&action, &mut pipes, &mut self.stack, self.filter.as_ref()) {
                 // The client sees EOF on every pipe and exits 255.
                 Err(e) => log!("starting a child: {e}"),
                 Ok(pid) => self.watch(pid, pipes.exit_w, req.version),
             }
             return;
         }
-        let held = match spawn::spawn_held(&action, &mut pipes) {
+        let held = match spawn::spawn_held(&action, &mut pipes, self.filter.as_ref()) {
             Ok(h) => h,
             Err(e) => {
                 log!("starting a child: {e}");

@@ -28,7 +28,9 @@ use nix::sys::stat::Mode;
 use nix::unistd::pipe2;
 use thiserror::Error;
 
+use crate::confine;
 use crate::plan::Plan;
+use crate::seccomp::{self, Filter};
 
 #[derive(Debug, Error)]
 pub enum SpawnError {
@@ -154,6 +156,14 @@ struct Prepared<'a> {
     /// execvp does); slot 1 is filled in by the child.
     sh_argvp: Vec<*const c_char>,
     envp: Vec<*const c_char>,
+    confine: Option<JobConfinement>,
+}
+
+/// What a confined job's child applies before exec (see [`crate::confine`]).
+struct JobConfinement {
+    caps: u64,
+    /// Points into the server's [`Filter`], which outlives every child.
+    filter: libc::sock_fprog,
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
@@ -166,7 +176,12 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
 
 const SH: &CStr = c"/bin/sh";
 
-fn prepare<'a>(action: &'a Action, pipes: &Plumbing, go: Option<(RawFd, RawFd)>) -> Prepared<'a> {
+fn prepare<'a>(
+    action: &'a Action,
+    pipes: &Plumbing,
+    go: Option<(RawFd, RawFd)>,
+    filter: Option<&Filter>,
+) -> Prepared<'a> {
     let fd = |i: usize| pipes.child_fds[i].as_raw_fd();
     let stdio = if pipes.tty {
         [fd(0); 3]
@@ -187,6 +202,13 @@ fn prepare<'a>(action: &'a Action, pipes: &Plumbing, go: Option<(RawFd, RawFd)>)
         argvp: plan.map(|p| null_terminated(&p.argv)).unwrap_or_default(),
         sh_argvp: Vec::new(),
         envp: plan.map(|p| null_terminated(&p.env)).unwrap_or_default(),
+        confine: match (plan, filter) {
+            (Some(p), Some(f)) => Some(JobConfinement {
+                caps: confine::job_caps(p.uid),
+                filter: f.fprog(),
+            }),
+            _ => None,
+        },
     };
     if let Some(p) = plan {
         prep.sh_argvp.push(SH.as_ptr());
@@ -201,9 +223,18 @@ fn prepare<'a>(action: &'a Action, pipes: &Plumbing, go: Option<(RawFd, RawFd)>)
 /// Fork the child of `action`, held until `go` is written; its pidfd goes
 /// to the end of `pipes.client_fds`. The child's stdio ends are closed here
 /// once it has them.
-pub fn spawn_held(action: &Action, pipes: &mut Plumbing) -> Result<Held, SpawnError> {
+pub fn spawn_held(
+    action: &Action,
+    pipes: &mut Plumbing,
+    filter: Option<&Filter>,
+) -> Result<Held, SpawnError> {
     let (go_r, go_w) = pipe()?;
-    let mut prep = prepare(action, pipes, Some((go_r.as_raw_fd(), go_w.as_raw_fd())));
+    let mut prep = prepare(
+        action,
+        pipes,
+        Some((go_r.as_raw_fd(), go_w.as_raw_fd())),
+        filter,
+    );
     // SAFETY: the daemon is single-threaded, and the child only runs
     // `child_main`, which makes raw system calls on `prep` and never returns.
     let pid = unsafe { libc::fork() };
@@ -290,8 +321,9 @@ pub fn spawn_now(
     action: &Action,
     pipes: &mut Plumbing,
     stack: &mut ChildStack,
+    filter: Option<&Filter>,
 ) -> Result<i32, SpawnError> {
-    let mut prep = prepare(action, pipes, None);
+    let mut prep = prepare(action, pipes, None, filter);
     // SAFETY: the daemon is single-threaded and blocked in clone until the
     // child execs or exits (CLONE_VFORK), so the shared memory has one user
     // at a time. The child runs `child_main` on `stack`, which no one else
@@ -417,6 +449,13 @@ fn child_main(p: &mut Prepared) -> ! {
                 ]);
             }
         }
+        // The bounding set first: cutting it needs CAP_SETPCAP, which a vcap
+        // job loses with its uid.
+        if let Some(c) = &p.confine {
+            if let Err((what, err)) = confine::drop_bounding(c.caps) {
+                die_errno(what, err);
+            }
+        }
         // Raw system calls: glibc's wrappers would coordinate the credentials
         // of every thread of the process, which a child sharing the daemon's
         // memory must leave alone; this child is a single thread anyway.
@@ -429,10 +468,24 @@ fn child_main(p: &mut Prepared) -> ! {
         if libc::syscall(libc::SYS_setuid, plan.uid) < 0 {
             die_errno(b"setuid", Errno::last());
         }
+        if let Some(c) = &p.confine {
+            if let Err((what, err)) = confine::set_caps(c.caps) {
+                die_errno(what, err);
+            }
+        }
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             let err = Errno::last();
             if plan.cwd_required || libc::chdir(c"/".as_ptr()) < 0 {
                 die_errno(plan.cwd.to_bytes(), err);
+            }
+        }
+        // Last before exec: nothing the filter denies is needed after it.
+        if let Some(c) = &p.confine {
+            if let Err((what, err)) = confine::no_new_privs() {
+                die_errno(what, err);
+            }
+            if let Err(err) = seccomp::install(&c.filter) {
+                die_errno(b"seccomp", err);
             }
         }
 
@@ -521,7 +574,7 @@ mod tests {
                 Err(SpawnError::Ptmx(_)) if tty => continue,
                 Err(e) => panic!("plumbing: {e}"),
             };
-            let held = spawn_held(&action, &mut pipes).expect("spawn_held");
+            let held = spawn_held(&action, &mut pipes, None).expect("spawn_held");
             let pid = held.pid;
             drop(held);
             drop(pipes);
@@ -563,7 +616,7 @@ mod tests {
             let action = Action::Refuse(msg.clone().into_bytes());
             let mut pipes = plumbing(false).expect("plumbing");
             let mut client = std::mem::take(&mut pipes.client_fds).into_iter();
-            let pid = spawn_now(&action, &mut pipes, &mut stack).expect("spawn_now");
+            let pid = spawn_now(&action, &mut pipes, &mut stack, None).expect("spawn_now");
             drop(pipes);
             let (_stdin, _stdout, stderr) = (client.next(), client.next(), client.next());
             let mut said = String::new();

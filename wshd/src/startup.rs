@@ -25,11 +25,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::waitpid;
-use nix::unistd::{chdir, execv, mkdir, pipe2, pivot_root, Pid};
+use nix::unistd::{chdir, execve, mkdir, pipe2, pivot_root, Pid};
 
 use crate::args::StartArgs;
-use crate::{fds, hooks};
+use crate::{confine, fds, hooks};
 
 const CLONE_STACK: usize = 2 << 20;
 
@@ -68,8 +69,12 @@ pub fn start(args: &StartArgs) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing stale {}", sock.display())),
     }
-    let listener =
-        UnixListener::bind(&sock).with_context(|| format!("listening on {}", sock.display()))?;
+    // Whoever connects is root in the container: the socket is the owner's
+    // alone, whatever umask wshd was started with.
+    let old_umask = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(&sock);
+    umask(old_umask);
+    let listener = bound.with_context(|| format!("listening on {}", sock.display()))?;
     let (release_r, release_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     let (ack_r, ack_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
 
@@ -105,6 +110,7 @@ pub fn start(args: &StartArgs) -> Result<()> {
         root: args.root.clone(),
         after_pivot_hook: pivoted_lib.join("hook-child-after-pivot.sh"),
         title: CString::new(title.as_bytes()).context("--title holds a NUL byte")?,
+        unconfined: args.unconfined,
     };
     let mut stack = vec![0u8; CLONE_STACK];
     let flags = CloneFlags::CLONE_NEWIPC
@@ -150,6 +156,7 @@ struct Child {
     root: PathBuf,
     after_pivot_hook: PathBuf,
     title: CString,
+    unconfined: bool,
 }
 
 #[allow(unsafe_code)]
@@ -185,6 +192,11 @@ fn container_side(c: &Child) -> Result<std::convert::Infallible> {
         }
     }
     let _ = nix::unistd::close(c.release);
+    // Only now: the host has put this process in the container's groups,
+    // which become the root of what it and its jobs can see.
+    if !c.unconfined {
+        confine::cgroup_namespace()?;
+    }
 
     hooks::run(&c.lib.join("hook-child-before-pivot.sh"), &[])?;
     chdir(&c.root).with_context(|| format!("chdir {}", c.root.display()))?;
@@ -195,10 +207,13 @@ fn container_side(c: &Child) -> Result<std::convert::Infallible> {
     pivot_root(".", "mnt").with_context(|| format!("pivot_root({}, mnt)", c.root.display()))?;
     chdir("/").context("chdir /")?;
     hooks::run(&c.after_pivot_hook, &[])?;
+    if !c.unconfined {
+        confine::mask_proc()?;
+    }
 
     fds::clear_cloexec(c.listener).context("keeping the listening socket")?;
     fds::clear_cloexec(c.ack).context("keeping the acknowledgement pipe")?;
-    let argv = [
+    let mut argv = vec![
         c.title.clone(),
         c"--continue".to_owned(),
         c"--listen-fd".to_owned(),
@@ -206,6 +221,12 @@ fn container_side(c: &Child) -> Result<std::convert::Infallible> {
         c"--ack-fd".to_owned(),
         CString::new(c.ack.to_string())?,
     ];
-    let err = execv(c"/sbin/wshd", &argv).unwrap_err();
+    if c.unconfined {
+        argv.push(c"--unconfined".to_owned());
+    }
+    // pid 1 carries none of the host's environment (the operator's
+    // variables): jobs get exactly the contract's, built per request.
+    let no_env: [CString; 0] = [];
+    let err = execve(c"/sbin/wshd", &argv, &no_env).unwrap_err();
     Err(anyhow!("exec /sbin/wshd --continue: {err}"))
 }
