@@ -7,6 +7,9 @@
 #   warden_start    wardenctl create (copy skeleton, overlay, cgroups, veth
 #                   pair with addresses, iptables chains, wshd) + the first
 #                   `wardenctl run H -- /bin/true` (iomux-spawn, wsh, recorder)
+#   warden_start_unconfined  the same with --allow-nested-warden (no
+#                   capability cut, seccomp filter or /proc masks): what
+#                   confinement costs a create
 #   warden_destroy  wardenctl destroy
 #   runc_run        runc run of /bin/true (new namespaces incl. network, no
 #                   interfaces configured; cgroups), which also tears down
@@ -49,7 +52,7 @@ mkdir -p "$WORK/bundle"
 sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"$/"\/bin\/true"/' \
   -e "s|\"path\": \"rootfs\"|\"path\": \"$ROOTFS\"|" "$WORK/bundle/config.json"
 
-starts=() destroys=() runcs=()
+starts=() opens=() destroys=() runcs=()
 for i in $(seq "$RUNS"); do
   h=bench$i
   t0=$(now_ns)
@@ -62,21 +65,32 @@ for i in $(seq "$RUNS"); do
   destroys+=("$(ms "$t1" "$t2")")
 
   t0=$(now_ns)
+  "$W" create --handle "$h" --allow-nested-warden --rootfs "$ROOTFS" --pool-network "$POOL" >/dev/null
+  "$W" run "$h" -- /bin/true
+  t1=$(now_ns)
+  "$W" destroy "$h"
+  opens+=("$(ms "$t0" "$t1")")
+
+  t0=$(now_ns)
   runc run --bundle "$WORK/bundle" "lifecycle-bench-$$" </dev/null
   t1=$(now_ns)
   runcs+=("$(ms "$t0" "$t1")")
 done
 
 m_start=$(echo "${starts[*]}" | median)
+m_open=$(echo "${opens[*]}" | median)
 m_destroy=$(echo "${destroys[*]}" | median)
 m_runc=$(echo "${runcs[*]}" | median)
 printf '%-16s %10s\n' case median_ms
 printf '%-16s %10s\n' warden_start "$m_start" warden_destroy "$m_destroy" runc_run "$m_runc"
+printf '%-16s %10s  (confined/unconfined %s)\n' start_unconfined "$m_open" \
+  "$(awk -v a="$m_start" -v b="$m_open" 'BEGIN { printf "%.2f", a / b }')"
 mkdir -p "$RESULTS"
 {
   echo "case,run,value,unit"
   for i in "${!starts[@]}"; do
     echo "warden_start,$((i + 1)),${starts[$i]},ms"
+    echo "warden_start_unconfined,$((i + 1)),${opens[$i]},ms"
     echo "warden_destroy,$((i + 1)),${destroys[$i]},ms"
     echo "runc_run,$((i + 1)),${runcs[$i]},ms"
   done

@@ -131,6 +131,8 @@ def add(group, label, data, case, ref_case=None, ref_label=""):
 
 ref = "bare fork/exec"
 add("exec round trip", "wsh /bin/true", wsh, "exec_wsh", "exec_bare", ref)
+add("exec round trip", "wsh /bin/true, unconfined container", wsh, "exec_wsh_unconfined", "exec_bare", ref)
+add("confinement", "wsh /bin/true, confined vs unconfined", wsh, "exec_wsh", "exec_wsh_unconfined", "unconfined")
 add("exec round trip", "nsenter /bin/true (same container)", wsh, "exec_nsenter", "exec_bare", ref)
 add("exec round trip", "runc exec /bin/true", wsh, "exec_runc", "exec_bare", ref)
 add("exec round trip", "bare fork/exec /bin/true", wsh, "exec_bare", "exec_bare", ref)
@@ -144,6 +146,8 @@ add("output", "iomux, 1 link (1 GiB)", iomux, "output_iomux_1_link_1GiB", "outpu
 add("output", "iomux, 100 links (aggregate)", iomux, "output_iomux_100_links_aggregate", "output_plain_pipe_1GiB", "plain pipe")
 add("output", "iomux links that fell behind (of 100)", iomux, "failed_links_of_100")
 add("lifecycle", "wardenctl create + first run", life, "warden_start", "runc_run", "runc run")
+add("lifecycle", "create + first run, unconfined", life, "warden_start_unconfined", "runc_run", "runc run")
+add("confinement", "create + first run, confined vs unconfined", life, "warden_start", "warden_start_unconfined", "unconfined")
 add("lifecycle", "wardenctl destroy", life, "warden_destroy", "runc_run", "runc run")
 add("lifecycle", "runc run /bin/true", life, "runc_run", "runc_run", "runc run")
 SCALE_LABELS = {"create_ms": "create", "limits_ms": "limits (memory, cpu, bandwidth, net-in/out)",

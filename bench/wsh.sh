@@ -1,8 +1,10 @@
 #!/bin/bash
 # Exec round trip and output throughput of wsh, against peers measured in the
 # same run, all on the same busybox rootfs:
-#   exec   wsh /bin/true | nsenter into the same container | runc exec into a
-#          runc container on the same rootfs | bare fork/exec of /bin/true
+#   exec   wsh /bin/true | the same into an unconfined container
+#          (--allow-nested-warden: no capability cut, no seccomp filter) |
+#          nsenter into the same container | runc exec into a runc container
+#          on the same rootfs | bare fork/exec of /bin/true
 #   output dd of N MiB through wsh into a pipe | the same dd into a plain pipe
 #   rss    wshd's RSS with the container idle
 # wsh can beat the plain pipe: it widens the process's stdout pipe to 1 MiB,
@@ -34,8 +36,10 @@ WARDEN_DEPOT=$(mktemp -d /tmp/warden-bench.XXXXXX)
 bundle=$WARDEN_DEPOT.runc
 runc_id=wsh-bench-$$
 handle=""
+open_handle=""
 cleanup() {
   if [ -n "$handle" ]; then "$bin/wardenctl" destroy "$handle" >/dev/null 2>&1 || true; fi
+  if [ -n "$open_handle" ]; then "$bin/wardenctl" destroy "$open_handle" >/dev/null 2>&1 || true; fi
   runc kill "$runc_id" KILL >/dev/null 2>&1 || true
   runc delete -f "$runc_id" >/dev/null 2>&1 || true
   rm -rf "$WARDEN_DEPOT" "$bundle"
@@ -46,6 +50,8 @@ handle=$("$bin/wardenctl" create --rootfs "$rootfs")
 path=$("$bin/wardenctl" info "$handle" --json | sed -n 's/.*"container_path": *"\([^"]*\)".*/\1/p')
 sock=$path/run/wshd.sock
 pid=$(cat "$path/run/wshd.pid")
+open_handle=$("$bin/wardenctl" create --allow-nested-warden --rootfs "$rootfs")
+open_path=$("$bin/wardenctl" info "$open_handle" --json | sed -n 's/.*"container_path": *"\([^"]*\)".*/\1/p')
 
 # The runc peer: runc's default spec (its namespaces, cgroup, mounts) on the
 # same rootfs, writable like a warden container, idling in sleep.
@@ -60,6 +66,7 @@ runc exec "$runc_id" /bin/true
 json=$results/wsh-hyperfine.json
 hyperfine -N --warmup 20 --runs "$rounds" --export-json "$json" \
   -n "wsh /bin/true" "$bin/wsh --socket $sock /bin/true" \
+  -n "wsh /bin/true unconfined" "$bin/wsh --socket $open_path/run/wshd.sock /bin/true" \
   -n "nsenter /bin/true" "nsenter -t $pid -m -u -i -n -p -r -w /bin/true" \
   -n "runc exec /bin/true" "runc exec $runc_id /bin/true" \
   -n "bare /bin/true" "/bin/true" >/dev/null
@@ -85,7 +92,8 @@ csv=$results/wsh.csv
   echo "case,run,value,unit"
   python3 - "$json" <<'PY'
 import json, sys
-names = {"wsh /bin/true": "exec_wsh", "nsenter /bin/true": "exec_nsenter",
+names = {"wsh /bin/true": "exec_wsh", "wsh /bin/true unconfined": "exec_wsh_unconfined",
+         "nsenter /bin/true": "exec_nsenter",
          "runc exec /bin/true": "exec_runc", "bare /bin/true": "exec_bare"}
 for r in json.load(open(sys.argv[1]))["results"]:
     for i, t in enumerate(r["times"], 1):
@@ -110,6 +118,9 @@ for c in wsh nsenter runc bare; do
   [ "$c" != runc ] || label="runc exec"
   printf '%-28s %10s %10s\n' "$label /bin/true" "$m" "$(ratio "$m" "$bare")"
 done
+u=$(median_of exec_wsh_unconfined)
+printf '%-28s %10s %10s\n' "wsh, unconfined container" "$u" "$(ratio "$u" "$bare")"
+printf '%-28s %10s %10s\n' "confinement's cost" "" "$(ratio "$(median_of exec_wsh)" "$u")"
 printf '%-28s %10s %10s\n' "output ($mib MiB, median)" "GB/s" "vs pipe"
 printf '%-28s %10s %10s\n' "plain pipe" "$pipe" "1.00"
 w=$(median_of "output_wsh_${mib}MiB")

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mio::net::UnixListener;
+use nix::sys::stat::{umask, Mode};
 use wire::iomux::{Stream, STATUS_SOCKET};
 
 /// Index of each listener: stdout, stderr, status.
@@ -17,9 +18,13 @@ pub const SOCKET_NAMES: [&str; 3] = [
     STATUS_SOCKET,
 ];
 
-/// What the reference helper sets: rwx for the owner, rw for group and
-/// others, so an unprivileged server can link.
-const SOCKET_MODE: u32 = 0o766;
+/// Owner only: a job's output is its server's (root's), and connecting
+/// needs write permission on the socket. (The reference helper made them
+/// 0766, which let any host user read every job's output.)
+const SOCKET_MODE: u32 = 0o600;
+/// The umask bind(2) runs under: the socket is born with SOCKET_MODE, so
+/// there is no moment in which another user could connect.
+const BIND_UMASK: u32 = 0o177;
 
 pub struct Listener {
     pub sock: UnixListener,
@@ -33,6 +38,15 @@ impl Drop for Listener {
 }
 
 pub fn bind_all(dir: &Path) -> Result<Vec<Listener>> {
+    // Single-threaded here; the umask goes back before the job starts, as
+    // the job inherits it.
+    let old = umask(Mode::from_bits_truncate(BIND_UMASK));
+    let result = bind_each(dir);
+    umask(old);
+    result
+}
+
+fn bind_each(dir: &Path) -> Result<Vec<Listener>> {
     let mut out = Vec::with_capacity(3);
     for name in SOCKET_NAMES {
         let path = dir.join(name);

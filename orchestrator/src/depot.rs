@@ -63,9 +63,32 @@ impl Depot {
         &self.root
     }
 
+    /// Makes the depot, mode 0700 whatever the umask (an existing one is
+    /// made so too): container root plants setuid files in the writable
+    /// layers below it, on a filesystem without nosuid, and job output lives
+    /// there; no other host user may so much as look up a name in it.
     pub fn ensure(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         fs::create_dir_all(&self.root)
-            .map_err(Error::io(format!("create depot {}", self.root.display())))
+            .map_err(Error::io(format!("create depot {}", self.root.display())))?;
+        let mode = fs::metadata(&self.root)
+            .map_err(Error::io(format!("stat depot {}", self.root.display())))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode == 0o700 {
+            return Ok(());
+        }
+        // A shared directory (/tmp, say) is no depot: closing it would lock
+        // everyone else out.
+        if mode & 0o1000 != 0 {
+            return Err(Error::BadArgument(format!(
+                "depot {} is a shared directory (sticky bit): give the depot a directory of its own",
+                self.root.display()
+            )));
+        }
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
+            .map_err(Error::io(format!("chmod depot {}", self.root.display())))
     }
 
     pub fn lock(&self) -> Result<DepotLock> {

@@ -12,22 +12,26 @@
 //! | record.lock    | recorder    | flocked by the recorder while it runs          |
 //! | discard_output | spawn       | present: the recorder keeps no output          |
 //! | cursors        | iomux-link  | the recorder's positions                       |
-//! | stdout.log, stderr.log | recorder | everything the job wrote                  |
+//! | stdout.log, stderr.log | recorder | what the job wrote, up to the output limit |
+//! | killed         | recorder    | why the job was killed (its output limit)      |
 //! | exit_status    | recorder    | the job's exit code, once it has ended         |
 //!
+//! Every file is 0600 and the directory 0700, whatever the umask: a job's
+//! output is no other host user's business.
+//!
 //! The recorder (`wardenctl __record JOBDIR`) is the one client iomux-spawn
-//! waits for: it runs `iomux-link -w JOBDIR/cursors JOBDIR` with its output
-//! appended to the logs. It and iomux-spawn run in sessions of their own
-//! with their stdio on files, so a wardenctl killed at any point kills
-//! neither; `link` and `stream` read the logs, so they work the same while
+//! waits for: it runs `iomux-link -w JOBDIR/cursors JOBDIR` and appends its
+//! output to the logs, within the container's `job_output_limit` (past it
+//! the job is killed, see [`crate::output`]). It and iomux-spawn run in
+//! sessions of their own with their stdio on files, so a wardenctl killed
+//! at any point kills neither; `link` and `stream` read the logs, so they work the same while
 //! the job runs, after it ended, and any number of times. A job found
 //! without a recorder (the wardenctl that spawned it died first) gets a new
 //! one from the next `link` or `stream`; iomux-link's cursors file makes it
 //! continue where the last one stopped.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,7 +41,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::config::shell_quote;
-use crate::container::{poll_until, write_atomic, Instance, State};
+use crate::container::{
+    create_private_dir, open_private, poll_until, write_atomic, Instance, State,
+};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
 use crate::process;
@@ -163,26 +169,19 @@ pub fn running(instance: &Instance) -> Vec<u32> {
 /// A new job directory: one more than the highest, made atomically.
 fn new_job_dir(instance: &Instance) -> Result<(u32, PathBuf)> {
     let root = jobs_dir(instance);
-    fs::create_dir_all(&root).map_err(Error::io(format!("create {}", root.display())))?;
+    create_private_dir(&root)?;
     let mut next = job_ids(instance).last().copied().unwrap_or(0) + 1;
     loop {
         let dir = root.join(next.to_string());
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok((next, dir)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => next += 1,
-            Err(e) => return Err(Error::io(format!("create {}", dir.display()))(e)),
+        if create_private_dir(&dir)? {
+            return Ok((next, dir));
         }
+        next += 1;
     }
 }
 
 fn create_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(Error::io(format!("create {}", path.display())))
+    open_private(path, false)
 }
 
 pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
@@ -325,35 +324,21 @@ pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
     if dir.join("exit_status").exists() {
         return Ok(());
     }
-    let instance_bin = dir
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("bin/iomux-link"))
-        .ok_or_else(|| Error::BadArgument(format!("{} is not a job directory", dir.display())))?;
-    let append = |name: &str| -> Result<File> {
-        if discard_output {
-            return File::options()
-                .write(true)
-                .open("/dev/null")
-                .map_err(Error::io("open /dev/null"));
-        }
-        let path = dir.join(name);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(Error::io(format!("open {}", path.display())))
-    };
-    let status = Command::new(&instance_bin)
-        .arg("-w")
+    let instance = instance_of_job(dir)?;
+    let link_bin = instance.path.join("bin/iomux-link");
+    let mut link = Command::new(&link_bin);
+    link.arg("-w")
         .arg(dir.join("cursors"))
         .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(append("stdout.log")?)
-        .stderr(append("stderr.log")?)
-        .status()
-        .map_err(Error::io(format!("run {}", instance_bin.display())))?;
+        .stdin(Stdio::null());
+    let status = if discard_output {
+        link.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(Error::io(format!("run {}", link_bin.display())))?
+    } else {
+        crate::output::record(&instance, dir, link)?
+    };
     let link_code = status.code().unwrap_or(255);
     // iomux-spawn's status file, when it writes one, is the authority;
     // otherwise iomux-link's code, once iomux-spawn is gone (a link that
@@ -378,6 +363,22 @@ pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
         }
     };
     write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())
+}
+
+/// The container a job directory (INSTANCE/jobs/N) belongs to.
+fn instance_of_job(dir: &Path) -> Result<Instance> {
+    let not_a_job = || Error::BadArgument(format!("{} is not a job directory", dir.display()));
+    let path = dir
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(not_a_job)?
+        .to_path_buf();
+    let handle = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(not_a_job)?
+        .to_string();
+    Ok(Instance { handle, path })
 }
 
 fn exit_status(dir: &Path) -> Option<i32> {
@@ -631,7 +632,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(f.pump(&mut out));
         assert!(!f.pump(&mut out));
-        OpenOptions::new()
+        fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap()

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod netrules;
 pub mod network;
 pub mod oom;
+pub mod output;
 #[allow(unsafe_code)]
 pub mod process;
 pub mod scripts;

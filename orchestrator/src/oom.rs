@@ -8,7 +8,7 @@
 //! kills it besides. It holds run/oom-watch.lock while it runs, so there is
 //! never more than one.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ pub fn ensure_watcher(instance: &Instance) -> Result<()> {
     }
     let _ = fs::remove_file(&ready);
     let err = instance.path.join("run/oom-watch.err");
-    let stderr = File::create(&err).map_err(Error::io(format!("create {}", err.display())))?;
+    let stderr = container::open_private(&err, false)?;
     let mut command =
         Command::new(std::env::current_exe().map_err(Error::io("locate wardenctl's executable"))?);
     command
@@ -98,11 +98,7 @@ pub fn record_event(instance: &Instance, event: &str) -> Result<()> {
     if text.lines().any(|l| l == event) {
         return Ok(());
     }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(Error::io(format!("open {}", path.display())))?;
+    let mut file = container::open_private(&path, true)?;
     writeln!(file, "{event}").map_err(Error::io(format!("write {}", path.display())))
 }
 
@@ -171,7 +167,7 @@ fn wait_v1(group: &Path, ready: &Path) -> Result<bool> {
         format!("{} {}", efd.as_fd().as_raw_fd(), control.as_raw_fd()),
     )
     .map_err(Error::io(format!("write {}", register.display())))?;
-    File::create(ready).map_err(Error::io(format!("create {}", ready.display())))?;
+    container::open_private(ready, false)?;
     efd.read().map_err(|e| Error::Io {
         context: "read the OOM eventfd".into(),
         source: e.into(),
@@ -206,7 +202,7 @@ fn wait_v2(group: &Path, ready: &Path) -> Result<bool> {
             source: e.into(),
         })?;
     let before = oom_kills_v2(&events);
-    File::create(ready).map_err(Error::io(format!("create {}", ready.display())))?;
+    container::open_private(ready, false)?;
     loop {
         let batch = inotify.read_events().map_err(|e| Error::Io {
             context: "read inotify".into(),

@@ -27,11 +27,16 @@ fi
 target=$1
 
 [ ! -e "$target" ] || die "\"$target\" already exists, aborting..."
-mkdir "$target"
+# Private from the first moment, whatever the caller's umask (-m sets the
+# mode exactly): container root plants setuid files under it, and job output
+# and state live in it.
+mkdir -m 0700 "$target"
 target=$(cd "$target" && pwd)
 # Nothing half-made stays behind: the directory goes unless all went well.
 trap 'rm -rf "$target"' EXIT
 cp -a "$skeleton/." "$target/"
+# cp -a gave the directory the skeleton's own mode back.
+chmod 0700 "$target"
 
 if [ -n "${WARDEN_BIN_DIR:-}" ]; then
   set -- wshd wsh iomux-spawn iomux-link cgroup-devices

@@ -1,21 +1,33 @@
 #!/bin/sh
 # net.sh setup|teardown: the host-wide iptables chains every container's
-# chains hook into.
+# chains hook into. Containers are denied by default: a container reaches
+# ALLOW_NETWORKS and what its own net-out rules allow, nothing else, and what
+# it may not reach is refused at once (tcp reset, else icmp port unreachable),
+# never silently dropped.
 #
-#   filter  INPUT   -i w-+ -> warden-input    containers may not reach the host
+#   raw     PREROUTING -i w-+ -> warden-source   one rule per container
+#                   (skeleton/net.sh): from w-<id>-0, any source but the
+#                   container's address is dropped, before conntrack and
+#                   before the routing decision, so for traffic to the host
+#                   (INPUT) and through it (FORWARD) alike
+#   filter  INPUT   -i w-+ -> warden-input    established traffic, then the
+#                   host itself refused (accepted with ALLOW_HOST_ACCESS=true)
 #           FORWARD -i w-+ -> warden-forward  established traffic, then one
 #                   goto per container (warden-i-<id>, see skeleton/net.sh),
-#                   then DROP
+#                   then DROP (a w-+ interface without a container chain)
 #           warden-default: where a container's chain ends: ALLOW_NETWORKS
-#                   accepted, DENY_NETWORKS dropped, other containers (any
-#                   w-+ interface) dropped, everything else accepted
+#                   accepted, then everything refused (DENY_NETWORKS are
+#                   refused explicitly, in front, for the record)
 #   nat     PREROUTING, OUTPUT (local destinations) -> warden-prerouting
 #           POSTROUTING -> warden-postrouting: POOL_NETWORK masqueraded when
 #                   leaving through anything but a container veth
 #
-# setup is idempotent and never flushes the chains the containers hook into,
-# so it can be run again while containers exist. teardown removes everything,
-# containers' chains included.
+# setup is idempotent and never flushes the chains the containers hook into
+# (warden-source, warden-forward, warden-prerouting), so it can be run again
+# while containers exist; warden-input and warden-default hold nothing per
+# container and are rebuilt whole in one iptables-restore transaction, so
+# rules an older setup made there are replaced, never doubled. teardown
+# removes everything, containers' chains included.
 #
 # Environment: POOL_NETWORK (default 10.254.0.0/22), ALLOW_NETWORKS,
 # DENY_NETWORKS (space separated), ALLOW_HOST_ACCESS (true: containers may
@@ -62,39 +74,46 @@ delete_rule() {
   while ipt -t "$_table" -D "$_chain" "$@" 2>/dev/null; do :; done
 }
 
-setup() {
-  ensure_chain filter warden-input
-  ensure_chain filter warden-forward
-  ensure_chain filter warden-default
+# What a container may not reach gets an answer at once: a reset for tcp, an
+# icmp port unreachable for the rest (REJECT answers no broadcast).
+reject() {
+  echo "-A $1 ${2:+$2 }-p tcp -j REJECT --reject-with tcp-reset"
+  echo "-A $1 ${2:+$2 }-j REJECT --reject-with icmp-port-unreachable"
+}
 
-  ensure_rule filter warden-input first -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-  if [ "$ALLOW_HOST_ACCESS" = true ]; then
-    delete_rule filter warden-input -j DROP
-    ensure_rule filter warden-input append -j ACCEPT
-  else
-    delete_rule filter warden-input -j ACCEPT
-    ensure_rule filter warden-input append -j DROP
-  fi
+setup() {
+  ensure_chain raw warden-source
+  ensure_chain filter warden-forward
 
   ensure_rule filter warden-forward first -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
   ensure_rule filter warden-forward append -j DROP
 
-  # The default chain holds no per-container rule, so it is rebuilt whole,
-  # in one transaction: running containers never see it empty.
+  # warden-input and warden-default hold no per-container rule, so they are
+  # rebuilt whole, in one transaction (":chain" creates a chain or empties
+  # it): running containers never see them empty, and whatever an earlier
+  # setup put there (the DROP that ended warden-input, the ACCEPT that ended
+  # warden-default) is gone.
   {
     echo "*filter"
-    echo "-F warden-default"
+    echo ":warden-input - [0:0]"
+    echo ":warden-default - [0:0]"
+    echo "-A warden-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    if [ "$ALLOW_HOST_ACCESS" = true ]; then
+      echo "-A warden-input -j ACCEPT"
+    else
+      reject warden-input
+    fi
     for n in $ALLOW_NETWORKS; do
       echo "-A warden-default -d $n -j ACCEPT"
     done
     for n in $DENY_NETWORKS; do
-      echo "-A warden-default -d $n -j DROP"
+      reject warden-default "-d $n"
     done
-    echo "-A warden-default -o w-+ -j DROP"
-    echo "-A warden-default -j ACCEPT"
+    reject warden-default
     echo "COMMIT"
   } | iptables-restore -w --noflush
 
+  ensure_rule raw PREROUTING first -i w-+ -j warden-source
   ensure_rule filter INPUT first -i w-+ -j warden-input
   ensure_rule filter FORWARD first -i w-+ -j warden-forward
 
@@ -109,12 +128,13 @@ setup() {
 }
 
 teardown() {
+  delete_rule raw PREROUTING -i w-+ -j warden-source
   delete_rule filter INPUT -i w-+ -j warden-input
   delete_rule filter FORWARD -i w-+ -j warden-forward
   delete_rule nat PREROUTING -j warden-prerouting
   delete_rule nat OUTPUT -m addrtype --dst-type LOCAL -j warden-prerouting
   delete_rule nat POSTROUTING -j warden-postrouting
-  for table in filter nat; do
+  for table in raw filter nat; do
     chains=$(ipt -t "$table" -S | awk '$1 == "-N" && $2 ~ /^warden-/ { print $2 }')
     for c in $chains; do
       ipt -t "$table" -F "$c"

@@ -19,6 +19,10 @@
 #   device    print the loop device (empty when not mounted)
 [ -n "${DEBUG:-}" ] && set -x
 set -eu
+# The image holds the container's files and etc/disk is host state: neither
+# is any other host user's business. The upper layer's own mode comes from
+# tmp/rootfs (cp -a), not from this umask.
+umask 077
 
 case "$0" in */*) cd "${0%/*}" ;; esac
 . ./lib/common.sh

@@ -12,7 +12,13 @@ case "$0" in */*) cd "${0%/*}" ;; esac
 
 ./net.sh setup
 
-if ! ./bin/wshd --run ./run --lib ./lib --root ./mnt --title "wshd: $id" \
+# allow_nested_warden=true gives the old unconfined container: its root is
+# the host's root (every capability, no seccomp filter, /proc unmasked).
+confinement=
+[ "${allow_nested_warden:-false}" != true ] || confinement=--unconfined
+
+# shellcheck disable=SC2086 # an empty $confinement is no argument
+if ! ./bin/wshd --run ./run --lib ./lib --root ./mnt --title "wshd: $id" $confinement \
     < /dev/null > run/wshd.out.log 2> run/wshd.err.log; then
   last=$(grep -v '^+' run/wshd.err.log | tail -n 1)
   die "wshd failed to start${last:+: $last}"

@@ -32,8 +32,8 @@ impl TestDepot {
     }
 
     /// As `new`, with the pool a /24 of the COUNT (a multiple of 16) /24s
-    /// from 10.254.FIRST.0: test binaries with their own ranges never share
-    /// a network.
+    /// from 10.254.FIRST.0 (FIRST 256 and above: 10.255.(FIRST-256).0): test
+    /// binaries with their own ranges never share a network.
     pub fn new_in(test: &str, first: u32, count: u32) -> Option<Self> {
         if !crate::require_root(test) {
             return None;
@@ -47,10 +47,9 @@ impl TestDepot {
         let n = NEXT_POOL.fetch_add(1, Ordering::SeqCst);
         // Tests of one binary run in one process: pid + counter are unique
         // on the host while it runs.
-        let pool = format!(
-            "10.254.{}.0/24",
-            first + (std::process::id() % (count / 16)) * 16 + n % 16
-        );
+        // Past 255 the /24s continue in 10.255.0.0/16.
+        let third = first + (std::process::id() % (count / 16)) * 16 + n % 16;
+        let pool = format!("10.{}.{}.0/24", 254 + third / 256, third % 256);
         let root = PathBuf::from(format!(
             "/tmp/wardenctl-test-{test}-{}-{n}",
             std::process::id()

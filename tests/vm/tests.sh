@@ -31,7 +31,8 @@ TESTS="cgroup2-only
 wshd-start wshd-exit-codes wshd-stdio wshd-users wshd-tty wshd-fds wshd-teardown
 wardenctl-setup wardenctl-create wardenctl-run wardenctl-spawn-link pids-max
 wardenctl-stop wardenctl-destroy wardenctl-two-containers
-device-whitelist memory-oom cpu-weight disk-loop disk-quota net-out net-in"
+device-whitelist memory-oom oom-tool cpu-weight disk-loop disk-quota repquota-tool net-out net-in
+confinement confinement-nested"
 
 fail() {
   echo "$*" >&2
@@ -534,6 +535,68 @@ t_device_whitelist() {
   gone dev1 "$id"
 }
 
+# probe ROOT|VCAP PROBE ARGS...: confine-probe's answer in container conf1.
+probe() {
+  _who=$1
+  shift
+  if [ "$_who" = root ]; then
+    ctl run conf1 --privileged -- /bin/confine-probe "$@"
+  else
+    ctl run conf1 -- /bin/confine-probe "$@"
+  fi
+}
+
+status_of() { # ROOT|VCAP FIELD
+  if [ "$1" = root ]; then
+    ctl run conf1 --privileged -- cat /proc/self/status
+  else
+    ctl run conf1 -- cat /proc/self/status
+  fi 2> /dev/null | awk -v f="$2:" '$1 == f { print $2 }'
+}
+
+# The same attacker probes as tests/tests/confine.rs, on cgroup v2.
+t_confinement() {
+  ctr conf1 --bind-mount "$BIN/confine-probe:/bin/confine-probe:ro"
+  for who in root vcap; do
+    if [ $who = root ]; then caps=00000000a80405fb; else caps=0000000000000000; fi
+    for set in CapInh CapPrm CapEff CapBnd; do
+      expect "$who $set" "$(status_of $who $set)" "$caps"
+    done
+    expect "$who Seccomp" "$(status_of $who Seccomp)" 2
+    expect "$who NoNewPrivs" "$(status_of $who NoNewPrivs)" 1
+    for p in "mount cgroup2 /mnt" "mount tmpfs /tmp" "mount proc /mnt" "keyctl" "bpf" \
+      "perf_event_open" "unshare_user" "clone_user" "ptrace 1" "raw_socket" "mknod /tmp/d 8 0"; do
+      # shellcheck disable=SC2086 # the probe's words
+      expect "$who $p" "$(probe $who $p)" EPERM
+    done
+    expect "$who open_by_handle" "$(probe $who open_by_handle /dev/shm)" "name_to_handle_at EPERM"
+    expect "$who /proc/1/fd/0" "$(probe $who open /proc/1/fd/0)" EACCES
+    expect "$who reads /proc/keys" "$(probe $who read /proc/keys)" "ok 0"
+    # The v2 tree is neither mounted nor visible: the namespace root is the group.
+    expect "$who /sys/fs/cgroup" "$(probe $who write /sys/fs/cgroup/cgroup.procs 1)" ENOENT
+    expect "$who /proc/self/cgroup" "$(ctl run conf1 -- cat /proc/self/cgroup)" "0::/"
+  done
+  expect "root writes /proc/sys" "$(probe root write /proc/sys/kernel/domainname x)" EROFS
+  # The container's own group limits it from the host's side still.
+  expect "pids.max by default" "$(cat "$cg/pids.max")" "$(sed -n "s/^container_pids_limit='\(.*\)'$/\1/p" "$path/etc/config")"
+  capture ctl run conf1 -- sh -c 'dd if=/dev/zero of=/dev/shm/f bs=1048576 count=100 2>/dev/null; stat -c %s /dev/shm/f'
+  expect "/dev/shm fills at its size" "$out" 67108864
+  expect "pid 1's environment" "$(tr -d '\0' < "/proc/$wshd_pid/environ" | wc -c)" 0
+  expect "wshd.sock mode" "$(stat -c %a "$path/run/wshd.sock")" 600
+  gone conf1 "$id"
+}
+
+# allow_nested_warden: the old unconfined container, the control.
+t_confinement_nested() {
+  ctr conf1 --allow-nested-warden --bind-mount "$BIN/confine-probe:/bin/confine-probe:ro"
+  expect "nested Seccomp" "$(status_of root Seccomp)" 0
+  for p in "keyctl" "unshare_user" "raw_socket" "mount tmpfs /tmp"; do
+    # shellcheck disable=SC2086 # the probe's words
+    expect "nested $p" "$(probe root $p)" ok
+  done
+  gone conf1 "$id"
+}
+
 t_memory_oom() {
   ctr mem1
   capture ctl limit-memory mem1 50331648
@@ -560,6 +623,64 @@ t_memory_oom() {
   info=$(ctl info mem1 --json)
   case "$info" in *'"out of memory"'*) ;; *) fail "no out of memory event: $info" ;; esac
   gone mem1 "$id"
+}
+
+# bin/oom on cgroup v2 (the v1 path is tested on the build machine):
+# inotify on memory.events, exit 0 at an OOM, 1 when the group goes.
+oom_tool_group=$CG/vmt-oom-tool
+oom_tool_cleanup() {
+  [ -d "$oom_tool_group" ] || return 0
+  for p in $(cat "$oom_tool_group/cgroup.procs" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    rmdir "$oom_tool_group" 2> /dev/null && return 0
+    sleep 0.2
+  done
+}
+
+# oom_tool_start: bin/oom on the group in the background ($oom_pid), once
+# its inotify descriptor exists.
+oom_tool_start() {
+  "$BIN/oom" "$oom_tool_group" > "$STATE/oom.out" 2> "$STATE/oom.err" &
+  oom_pid=$!
+  wait_for "oom to watch memory.events" 30 oom_tool_watching
+}
+oom_tool_watching() {
+  ls -l "/proc/$oom_pid/fd" 2> /dev/null | grep -q 'inotify'
+}
+
+# oom_tool_wait SECONDS: $oom_rc, or fail when oom is still running.
+oom_tool_wait() {
+  _n=$(($1 * 10))
+  while kill -0 "$oom_pid" 2> /dev/null && [ "$(awk '{ print $3 }' "/proc/$oom_pid/stat" 2> /dev/null)" != Z ]; do
+    _n=$((_n - 1))
+    [ "$_n" -gt 0 ] || fail "oom still runs after $1 s: $(cat "$STATE/oom.err")"
+    sleep 0.1
+  done
+  wait "$oom_pid"
+  oom_rc=$?
+}
+
+t_oom_tool() {
+  trap oom_tool_cleanup EXIT
+  mkdir "$oom_tool_group" || fail "mkdir $oom_tool_group"
+  echo 8388608 > "$oom_tool_group/memory.max" || fail "memory.max"
+  [ ! -f "$oom_tool_group/memory.swap.max" ] || echo 0 > "$oom_tool_group/memory.swap.max"
+  oom_tool_start
+  sleep 0.5
+  kill -0 "$oom_pid" || fail "oom exited with no OOM: $(cat "$STATE/oom.err")"
+  # tail keeps a line without newline whole: 64 MiB in an 8 MiB group.
+  sh -c "echo \$\$ > $oom_tool_group/cgroup.procs; exec sh -c 'head -c 64M /dev/zero | tail'"
+  echo "the allocation exited $?; memory.events: $(words "$(cat "$oom_tool_group/memory.events")")"
+  oom_tool_wait 30
+  expect "oom's exit at an OOM ($(cat "$STATE/oom.err"))" "$oom_rc" 0
+  expect "oom's stdout" "$(cat "$STATE/oom.out")" ""
+  # A group that goes away: exit 1, within a second or so.
+  oom_tool_start
+  rmdir "$oom_tool_group" || fail "rmdir $oom_tool_group"
+  oom_tool_wait 10
+  expect "oom's exit when the group is removed" "$oom_rc" 1
+  expect "oom's message" "$(cat "$STATE/oom.err")" \
+    "access $oom_tool_group/memory.events: No such file or directory"
 }
 
 t_cpu_weight() {
@@ -666,6 +787,34 @@ t_disk_quota() {
   [ "${written:-0}" -le 8388608 ] || fail "wrote $written bytes under an 8 MiB quota"
   gone dq1 "$id"
   umount "$qdepot" || fail "umount $qdepot: busy after destroy"
+  rm -f "$img" "$STATE/quota-mounts"
+}
+
+# bin/repquota (Warden's repquota, the numbers its Ruby server reads): live
+# usage and limits through quotactl, on a filesystem mounted with usrquota.
+t_repquota_tool() {
+  img=$STATE/repquota.img
+  mnt=/var/lib/warden-repquota
+  truncate -s 64M "$img"
+  mkfs.ext4 -q -F -O quota -E quotatype=usrquota "$img" || fail "mkfs.ext4 with quotas"
+  mkdir -p "$mnt"
+  mount -o loop,usrquota "$img" "$mnt" || fail "mount $img with usrquota"
+  echo "$mnt" >> "$STATE/quota-mounts"
+  setquota -u 4242 1000 2000 30 40 "$mnt" || fail "setquota"
+  dd if=/dev/zero of="$mnt/f" bs=1M count=1 2> /dev/null
+  chown 4242 "$mnt/f"
+  # No sync: the kernel's numbers are live.
+  capture "$BIN/repquota" "$mnt" 4242 4243
+  expect "repquota's exit ($err)" "$rc" 0
+  echo "$out"
+  expect "uid 4242: bytes, block soft/hard, grace, inodes, inode soft/hard, grace" \
+    "$(echo "$out" | sed -n 1p)" "4242 1048576 1000 2000 0 1 30 40 0"
+  expect "uid 4243, who owns nothing" "$(echo "$out" | sed -n 2p)" "4243 0 0 0 0 0 0 0 0"
+  expect "lines" "$(echo "$out" | wc -l)" 2
+  capture "$BIN/repquota" "$mnt/" 4242
+  expect "a mount point with a slash ($err)" "$rc" 1
+  expect "its message" "$out" "Couldn't find device for $mnt/"
+  umount "$mnt" || fail "umount $mnt"
   rm -f "$img" "$STATE/quota-mounts"
 }
 

@@ -57,6 +57,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -373,8 +374,13 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, IomuxError> {
     }
 }
 
+/// Mode of the job files (tails, status, cursors): a job's output and
+/// status are its server's alone, whatever the umask.
+pub const JOB_FILE_MODE: u32 = 0o600;
+
 /// Write `bytes` to `path` through a temporary file in the same directory
 /// and a rename, so readers see the old content or the new, never a part.
+/// The file gets [`JOB_FILE_MODE`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IomuxError> {
     let mut tmp_name = path
         .file_name()
@@ -383,7 +389,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IomuxError> {
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(JOB_FILE_MODE)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        // A temporary file left by a killed writer keeps its old mode.
+        f.set_permissions(fs::Permissions::from_mode(JOB_FILE_MODE))
+            .map_err(io_err(&tmp))?;
         f.write_all(bytes).map_err(io_err(&tmp))?;
         drop(f);
         fs::rename(&tmp, path).map_err(io_err(path))

@@ -12,7 +12,21 @@ mkdir -p /proc /dev/pts /dev/shm
 mount -t proc -o nosuid,nodev,noexec proc /proc
 # /dev/ptmx is a link to pts/ptmx (made before pivot_root).
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+# Sized: unsized, it would be half the host's memory.
+mount -t tmpfs -o "mode=1777,nosuid,nodev,size=${container_shm_size:-67108864}" tmpfs /dev/shm
 
 # Through /proc rather than hostname(1), which a rootfs need not have.
 echo "$id" > /proc/sys/kernel/hostname
+
+# The network namespace's own settings, while /proc/sys is still writable
+# (wshd makes it read-only once this hook returns); shell builtins only.
+# IPv6 off: no address, not even link-local, on lo or the veth (writing
+# "all" also sets "default" and every device; each is written for the
+# record). ICMP datagram sockets for every group: ping without CAP_NET_RAW.
+if [ -d /proc/sys/net/ipv6/conf ]; then
+  for v6 in all default lo "${network_container_iface:-w-$id-1}"; do
+    v6=/proc/sys/net/ipv6/conf/$v6/disable_ipv6
+    [ ! -f "$v6" ] || echo 1 > "$v6"
+  done
+fi
+echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range

@@ -57,7 +57,8 @@ fn usage() -> ! {
          probes: mount FSTYPE DIR | open_by_handle PATH | keyctl | bpf | perf_event_open |\n\
          \x20 userfaultfd | unshare_user | clone_user | ptrace PID | raw_socket |\n\
          \x20 mknod PATH MAJOR MINOR | open PATH | write PATH TEXT | read PATH |\n\
-         \x20 sethostname NAME | setns PATH | chroot DIR | setuid UID | kill PID SIG"
+         \x20 sethostname NAME | setns PATH | chroot DIR | setuid UID | kill PID SIG |\n\
+         \x20 ping IPV4 (an ICMP echo over a datagram socket, 1 s)"
     );
     std::process::exit(2)
 }
@@ -192,6 +193,7 @@ fn main() {
                 verdict(libc::chroot(dir.as_ptr()) as i64)
             }
             "setuid" => verdict(libc::syscall(libc::SYS_setuid, num(&args, 1))),
+            "ping" => ping(arg(&args, 1)),
             "kill" => verdict(libc::kill(num(&args, 1) as i32, num(&args, 2) as i32) as i64),
             _ => usage(),
         }
@@ -199,8 +201,8 @@ fn main() {
     println!("{answer}");
 }
 
-/// name_to_handle_at on PATH, then open_by_handle_at through the mount's
-/// descriptor: the way out through a host descriptor. Reports the first
+/// name_to_handle_at on PATH, then open_by_handle_at through a descriptor
+/// of its filesystem: the way out through a host descriptor. Reports the first
 /// refusal.
 unsafe fn open_by_handle(path: &str) -> String {
     #[repr(C)]
@@ -227,10 +229,8 @@ unsafe fn open_by_handle(path: &str) -> String {
     if rv < 0 {
         return format!("name_to_handle_at {}", last());
     }
-    let dirfd = libc::open(
-        c"/".as_ptr(),
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    );
+    // Any descriptor on the same filesystem serves as the mount descriptor.
+    let dirfd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
     let fd = libc::syscall(
         libc::SYS_open_by_handle_at,
         dirfd,
@@ -241,4 +241,57 @@ unsafe fn open_by_handle(path: &str) -> String {
         return format!("open_by_handle_at {}", last());
     }
     "ok".to_string()
+}
+
+/// One ICMP echo to `ip` through an ICMP datagram socket (what
+/// net.ipv4.ping_group_range allows without CAP_NET_RAW): `ok` when the
+/// reply came within a second.
+unsafe fn ping(ip: &str) -> String {
+    let addr: std::net::Ipv4Addr = ip.parse().unwrap_or_else(|_| usage());
+    let fd = libc::socket(
+        libc::AF_INET,
+        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+        libc::IPPROTO_ICMP,
+    );
+    if fd < 0 {
+        return format!("socket {}", last());
+    }
+    let tv = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
+    libc::setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVTIMEO,
+        (&tv as *const libc::timeval).cast(),
+        std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+    );
+    let mut sin: libc::sockaddr_in = std::mem::zeroed();
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_addr.s_addr = u32::from(addr).to_be();
+    // Echo request: type 8, code 0; the kernel fills in id and checksum.
+    let echo = [8u8, 0, 0, 0, 0, 0, 0, 1, b'w', b'a', b'r', b'd'];
+    let sent = libc::sendto(
+        fd,
+        echo.as_ptr().cast(),
+        echo.len(),
+        0,
+        (&sin as *const libc::sockaddr_in).cast(),
+        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+    );
+    if sent < 0 {
+        return format!("sendto {}", last());
+    }
+    let mut reply = [0u8; 64];
+    loop {
+        let n = libc::recv(fd, reply.as_mut_ptr().cast(), reply.len(), 0);
+        if n < 0 {
+            return format!("recv {}", last());
+        }
+        // Type 0: echo reply (errors arrive as errno, not as packets).
+        if n >= 8 && reply[0] == 0 {
+            return "ok".to_string();
+        }
+    }
 }

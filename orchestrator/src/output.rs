@@ -1,0 +1,403 @@
+//! A job's output on the host, bounded (Warden's `job_output_limit`): the
+//! recorder reads iomux-link's stdout and stderr through pipes and appends
+//! them to the job's logs, counting what it keeps; once a byte arrives past
+//! the container's limit it keeps nothing more, kills the job and says why
+//! (`jobs/N/killed`, and `job N killed: ...` in etc/events).
+//!
+//! Killing from the host: a job is `iomux-spawn -> wsh -> (wshd) the job's
+//! shell in the container`, and wsh holds the read ends of the pipes the
+//! job writes to (wshd passed them). Every process of the container holding
+//! one of those pipes is part of the job, wherever it came from (a
+//! background `&`, a daemon that kept its stdout); they are SIGKILLed until
+//! none is left. wsh then sees EOF and the shell's death, and ends as for
+//! any killed job: iomux-spawn reports it (255), the recorder writes
+//! exit_status, link and stream end normally.
+//!
+//! What is kept counts; discarded output (`spawn --discard-output`) costs
+//! the host nothing and is not counted, as in Warden. The count is the size
+//! of the two logs, so a recorder started again (see [`crate::jobs`])
+//! goes on from where the last one stopped.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::container::{
+    open_private, poll_until, write_atomic, Instance, DEFAULT_JOB_OUTPUT_LIMIT,
+};
+use crate::errors::{Error, Result};
+use crate::process;
+
+/// What one read takes from a pipe, and so at most what one step may bring
+/// past the limit before the recorder notices.
+const CHUNK: usize = 64 << 10;
+/// What the recorder asks of its pipes: iomux-link splices up to 1 MiB at
+/// once, and a wider pipe means fewer wake-ups.
+const PIPE_SIZE: libc::c_int = 1 << 20;
+/// How long the job's processes are hunted before wsh itself is killed.
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The container's limit from its etc/config; the default when absent (a
+/// container made by a Warden server, or before the setting existed) or
+/// unreadable, never unlimited by accident.
+pub fn limit(instance: &Instance) -> u64 {
+    instance
+        .config()
+        .ok()
+        .and_then(|c| c.get("job_output_limit")?.trim().parse().ok())
+        .unwrap_or(DEFAULT_JOB_OUTPUT_LIMIT)
+}
+
+/// Bytes kept against the limit (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    limit: u64,
+    kept: u64,
+    exceeded: bool,
+}
+
+impl Budget {
+    pub fn new(limit: u64, kept: u64, exceeded: bool) -> Self {
+        Budget {
+            limit,
+            kept,
+            exceeded,
+        }
+    }
+
+    /// How many of `n` bytes that just arrived may be kept: all while they
+    /// fit, what fits of them, then none. A job writing exactly the limit
+    /// is not over it; one more byte is.
+    pub fn take(&mut self, n: usize) -> usize {
+        if self.exceeded {
+            return 0;
+        }
+        if self.limit == 0 {
+            self.kept = self.kept.saturating_add(n as u64);
+            return n;
+        }
+        let room = self.limit.saturating_sub(self.kept);
+        let keep = (n as u64).min(room);
+        self.kept += keep;
+        if n as u64 > room {
+            self.exceeded = true;
+        }
+        keep as usize
+    }
+
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+}
+
+/// The reason a job was killed, as `jobs/N/killed` holds it.
+fn reason(limit: u64) -> String {
+    format!("output limit of {limit} bytes exceeded")
+}
+
+/// Runs `link` (iomux-link for the job in `dir`) with its output through
+/// pipes into `dir`'s logs, within the container's limit; returns its exit
+/// status.
+pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<ExitStatus> {
+    let limit = limit(instance);
+    let mut logs = [
+        open_private(&dir.join("stdout.log"), true)?,
+        open_private(&dir.join("stderr.log"), true)?,
+    ];
+    let kept = logs
+        .iter()
+        .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let mut budget = Budget::new(limit, kept, dir.join("killed").exists());
+    let mut child = link
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(Error::io(format!("run iomux-link for {}", dir.display())))?;
+    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(Error::Tool("iomux-link started without its pipes".into()));
+    };
+    for fd in [out.as_raw_fd(), err.as_raw_fd()] {
+        // Narrower pipes still work, in smaller steps.
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    }
+    let mut pipes = [
+        Some(File::from(OwnedFd::from(out))),
+        Some(File::from(OwnedFd::from(err))),
+    ];
+    // A recorder started again after the job was found over its limit
+    // hunts it down again: the last one may have died doing so.
+    let mut killer = budget.exceeded().then(|| start_killer(instance, dir));
+    let mut buf = vec![0u8; CHUNK];
+    let mut write_failed = [false; 2];
+    while pipes.iter().any(Option::is_some) {
+        let ready = match wait_readable(&pipes) {
+            Ok(ready) => ready,
+            Err(e) => {
+                // Nothing to wait on that we could trust: kill the link
+                // rather than spin; the job's output is still in iomux-spawn.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        for i in ready {
+            let Some(pipe) = pipes[i].as_mut() else {
+                continue;
+            };
+            let n = match pipe.read(&mut buf) {
+                Ok(0) => {
+                    pipes[i] = None;
+                    continue;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    pipes[i] = None;
+                    continue;
+                }
+            };
+            let keep = budget.take(n);
+            if keep > 0 && !write_failed[i] {
+                // A full disk must not stop the job: what cannot be kept is
+                // dropped, and said once.
+                if let Err(e) = logs[i].write_all(&buf[..keep]) {
+                    write_failed[i] = true;
+                    eprintln!("wardenctl: append to the log of {}: {e}", dir.display());
+                }
+            }
+            if budget.exceeded() && killer.is_none() {
+                mark_killed(instance, dir, limit);
+                killer = Some(start_killer(instance, dir));
+            }
+        }
+    }
+    let status = child.wait().map_err(Error::io(format!(
+        "wait for iomux-link of {}",
+        dir.display()
+    )))?;
+    if let Some(killer) = killer {
+        let _ = killer.join();
+    }
+    Ok(status)
+}
+
+/// Indexes of the pipes that have something to read (or hung up).
+fn wait_readable(pipes: &[Option<File>; 2]) -> Result<Vec<usize>> {
+    let open: Vec<usize> = (0..pipes.len()).filter(|&i| pipes[i].is_some()).collect();
+    let mut fds: Vec<PollFd<'_>> = open
+        .iter()
+        .filter_map(|&i| pipes[i].as_ref())
+        .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN))
+        .collect();
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    context: "poll iomux-link's output".into(),
+                    source: e.into(),
+                })
+            }
+        }
+    }
+    Ok(open
+        .into_iter()
+        .zip(fds.iter())
+        .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// `jobs/N/killed` and the container's event, before the kill, so that
+/// whoever sees the job end can also see why.
+fn mark_killed(instance: &Instance, dir: &Path, limit: u64) {
+    let why = reason(limit);
+    if let Err(e) = write_atomic(&dir.join("killed"), format!("{why}\n").as_bytes()) {
+        eprintln!("wardenctl: {e}");
+    }
+    let job = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Err(e) = crate::oom::record_event(instance, &format!("job {job} killed: {why}")) {
+        eprintln!("wardenctl: {e}");
+    }
+}
+
+fn start_killer(instance: &Instance, dir: &Path) -> std::thread::JoinHandle<()> {
+    let instance = instance.clone();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || kill_job(&instance, &dir))
+}
+
+/// Kills the job in `dir`: every process of the container holding one of
+/// the pipes its wsh got from wshd, again until none is left; wsh itself
+/// only when that does not end it (a process out of reach still holds a
+/// pipe), so that the job ends in any case.
+pub fn kill_job(instance: &Instance, dir: &Path) {
+    let Some(wsh) = job_wsh(instance, dir) else {
+        return;
+    };
+    let pipes = pipes_of(wsh);
+    let wshd = process::read_pid(&instance.path.join("run/wshd.pid"));
+    let id = instance
+        .config()
+        .ok()
+        .and_then(|c| c.id().map(str::to_string));
+    if let (false, Some(id)) = (pipes.is_empty(), id) {
+        poll_until(KILL_TIMEOUT, || {
+            let victims: Vec<i32> = container_pids(&id)
+                .into_iter()
+                // wshd holds the write end of the job's exit pipe, whose
+                // read end is wsh's too; it is the container, not the job.
+                .filter(|&pid| Some(pid) != wshd && holds_any(pid, &pipes))
+                .collect();
+            for &pid in &victims {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            victims.is_empty()
+        });
+    }
+    let socket = instance.socket();
+    if !poll_until(KILL_TIMEOUT, || !process::alive_with(wsh, &socket)) {
+        let _ = kill(Pid::from_raw(wsh), Signal::SIGKILL);
+    }
+}
+
+/// The job's wsh: iomux-spawn's child (`child_pid=` in spawn.out), if it
+/// still runs and is the wsh of this container (a pid can be reused).
+fn job_wsh(instance: &Instance, dir: &Path) -> Option<i32> {
+    let out = fs::read_to_string(dir.join("spawn.out")).ok()?;
+    let pid = out
+        .lines()
+        .find_map(|l| l.strip_prefix("child_pid="))?
+        .trim()
+        .parse()
+        .ok()?;
+    process::alive_with(pid, &instance.socket()).then_some(pid)
+}
+
+/// What `fd` of `pid` is (`pipe:[INODE]`, `socket:[...]`, a path).
+fn fd_target(pid: i32, fd: &OsString) -> Option<OsString> {
+    fs::read_link(PathBuf::from(format!("/proc/{pid}/fd")).join(fd))
+        .ok()
+        .map(PathBuf::into_os_string)
+}
+
+/// The pipes among wsh's descriptors past 0-2 (those are its own, to
+/// iomux-spawn): the job's stdin, stdout, stderr and exit pipes.
+fn pipes_of(wsh: i32) -> HashSet<OsString> {
+    let Ok(entries) = fs::read_dir(format!("/proc/{wsh}/fd")) else {
+        return HashSet::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|fd| {
+            fd.to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+                .is_some_and(|n| n > 2)
+        })
+        .filter_map(|fd| fd_target(wsh, &fd))
+        .filter(|t| t.as_encoded_bytes().starts_with(b"pipe:"))
+        .collect()
+}
+
+fn holds_any(pid: i32, pipes: &HashSet<OsString>) -> bool {
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| fd_target(pid, &e.file_name()))
+        .any(|t| pipes.contains(&t))
+}
+
+/// Every process in any of the container's groups, as the scripts find
+/// them (lib/common.sh's all_instance_pids): the v2 group, and the group in
+/// each mounted v1 hierarchy.
+fn container_pids(id: &str) -> Vec<i32> {
+    let parent =
+        std::env::var("WARDEN_CGROUP2_PARENT").unwrap_or_else(|_| "/sys/fs/cgroup".to_string());
+    let mut groups = vec![PathBuf::from(parent)];
+    if let Ok(mounts) = fs::read_to_string("/proc/self/mounts") {
+        groups.extend(mounts.lines().filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let mount_point = f.nth(1)?;
+            (f.next() == Some("cgroup")).then(|| PathBuf::from(mount_point))
+        }));
+    }
+    let mut pids: Vec<i32> = groups
+        .iter()
+        .filter_map(|g| fs::read_to_string(g.join(format!("instance-{id}/cgroup.procs"))).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_keeps_up_to_the_limit_and_no_more() {
+        let mut b = Budget::new(10, 0, false);
+        assert_eq!(b.take(4), 4);
+        assert_eq!(b.take(6), 6);
+        assert!(!b.exceeded(), "exactly the limit is allowed");
+        assert_eq!(b.take(1), 0);
+        assert!(b.exceeded());
+        assert_eq!(b.take(5), 0);
+
+        let mut b = Budget::new(10, 8, false);
+        assert_eq!(b.take(5), 2, "what fits of a chunk is kept");
+        assert!(b.exceeded());
+
+        let mut b = Budget::new(0, 0, false);
+        assert_eq!(b.take(usize::MAX / 2), usize::MAX / 2);
+        assert!(!b.exceeded(), "0 is unlimited");
+
+        let mut b = Budget::new(10, 0, true);
+        assert_eq!(b.take(1), 0, "a job found over its limit keeps nothing");
+    }
+
+    #[test]
+    fn the_limit_comes_from_etc_config_or_the_default() {
+        let root =
+            std::env::temp_dir().join(format!("wardenctl-output-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("etc")).unwrap();
+        let instance = Instance {
+            handle: "h".into(),
+            path: root.clone(),
+        };
+        assert_eq!(limit(&instance), DEFAULT_JOB_OUTPUT_LIMIT);
+        fs::write(root.join("etc/config"), "id='x'\njob_output_limit='0'\n").unwrap();
+        assert_eq!(limit(&instance), 0);
+        fs::write(root.join("etc/config"), "job_output_limit='lots'\n").unwrap();
+        assert_eq!(limit(&instance), DEFAULT_JOB_OUTPUT_LIMIT);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn reasons_name_the_limit() {
+        assert_eq!(reason(10485760), "output limit of 10485760 bytes exceeded");
+    }
+}
