@@ -5,6 +5,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
@@ -84,6 +85,17 @@ impl FromStr for BindMount {
     }
 }
 
+/// Warden's job_output_limit: bytes of output (stdout and stderr together)
+/// a job may leave on the host before it is killed.
+pub const DEFAULT_JOB_OUTPUT_LIMIT: u64 = 10 << 20;
+/// pids.max of a container's group: enough for any service, not for a fork
+/// bomb to starve the host.
+pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
+/// The kernel's PID_MAX_LIMIT: pids.max refuses more.
+pub const MAX_PIDS_LIMIT: u64 = 1 << 22;
+/// Size of the container's /dev/shm.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub handle: Option<String>,
@@ -94,6 +106,19 @@ pub struct CreateOptions {
     /// Puts the writable layer on an ext4 image of this size (and inode
     /// count); see [`crate::disk`].
     pub disk: Option<disk::DiskLimits>,
+    /// Bytes a job's output may take on the host (0: unlimited); default
+    /// [`DEFAULT_JOB_OUTPUT_LIMIT`].
+    pub job_output_limit: Option<u64>,
+    /// pids.max (0: none); default [`DEFAULT_PIDS_LIMIT`].
+    pub pids_limit: Option<u64>,
+    /// /dev/shm's size in bytes; default [`DEFAULT_SHM_SIZE`].
+    pub shm_size: Option<u64>,
+    /// Confinement off (no device whitelist, ...), so that Warden can run
+    /// inside: root in such a container is root on the host.
+    pub allow_nested_warden: bool,
+    /// Nameservers for the container's /etc/resolv.conf (none: the host's,
+    /// a loopback one replaced by the host's veth address).
+    pub dns_servers: Vec<Ipv4Addr>,
 }
 
 /// A container directory of the depot.
@@ -233,9 +258,49 @@ fn oom_killed(id: &str) -> bool {
     })
 }
 
+/// Mode of every file wardenctl keeps on the host (state, job scripts and
+/// output, logs): they are root's alone, whatever the caller's umask.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// Mode of the directories holding them.
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// Opens `path` for writing with mode [`PRIVATE_FILE`], created when
+/// missing, truncated unless `append`. The mode is set again on the open
+/// file: a file left by an earlier writer keeps whatever mode it had.
+pub fn open_private(path: &Path, append: bool) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map_err(Error::io(format!("open {}", path.display())))?;
+    file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE))
+        .map_err(Error::io(format!("chmod {}", path.display())))?;
+    Ok(file)
+}
+
+/// Makes `path` a directory of mode [`PRIVATE_DIR`] (an existing one is
+/// made so too); false when it existed.
+pub fn create_private_dir(path: &Path) -> Result<bool> {
+    use std::os::unix::fs::DirBuilderExt;
+    let created = match fs::DirBuilder::new().mode(PRIVATE_DIR).create(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(Error::io(format!("create {}", path.display()))(e)),
+    };
+    // mkdir's mode went through the umask.
+    fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_DIR))
+        .map_err(Error::io(format!("chmod {}", path.display())))?;
+    Ok(created)
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).map_err(Error::io(format!("write {}", tmp.display())))?;
+    open_private(&tmp, false)?
+        .write_all(bytes)
+        .map_err(Error::io(format!("write {}", tmp.display())))?;
     fs::rename(&tmp, path).map_err(Error::io(format!("rename {}", tmp.display())))
 }
 
@@ -255,6 +320,13 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
                 what: "bind mount source",
                 path: bind.src.clone(),
             });
+        }
+    }
+    if let Some(n) = opts.pids_limit {
+        if n > MAX_PIDS_LIMIT {
+            return Err(Error::BadArgument(format!(
+                "pids limit {n} is above the kernel's maximum of {MAX_PIDS_LIMIT}"
+            )));
         }
     }
     paths.check_helpers()?;
@@ -284,9 +356,34 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
             ("network_netmask".to_string(), network.netmask().to_string()),
             ("user_uid".to_string(), uid.to_string()),
             ("rootfs_path".to_string(), rootfs.display().to_string()),
-            ("allow_nested_warden".to_string(), "false".to_string()),
+            (
+                "allow_nested_warden".to_string(),
+                opts.allow_nested_warden.to_string(),
+            ),
             ("container_iface_mtu".to_string(), "1500".to_string()),
-            ("dns_servers".to_string(), String::new()),
+            // Joined by newlines, as the Ruby server passes them.
+            (
+                "dns_servers".to_string(),
+                opts.dns_servers
+                    .iter()
+                    .map(Ipv4Addr::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            (
+                "job_output_limit".to_string(),
+                opts.job_output_limit
+                    .unwrap_or(DEFAULT_JOB_OUTPUT_LIMIT)
+                    .to_string(),
+            ),
+            (
+                "container_pids_limit".to_string(),
+                opts.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT).to_string(),
+            ),
+            (
+                "container_shm_size".to_string(),
+                opts.shm_size.unwrap_or(DEFAULT_SHM_SIZE).to_string(),
+            ),
             (
                 "WARDEN_BIN_DIR".to_string(),
                 paths.bin.display().to_string(),
@@ -401,7 +498,7 @@ pub fn stop(depot: &Depot, handle: &str, opts: &StopOptions) -> Result<()> {
     }
     if opts.background {
         let log = instance.path.join("run/stop.log");
-        let out = File::create(&log).map_err(Error::io(format!("create {}", log.display())))?;
+        let out = open_private(&log, false)?;
         let err = out
             .try_clone()
             .map_err(Error::io(format!("dup {}", log.display())))?;
@@ -807,11 +904,7 @@ pub fn net_in(
         ],
     )?;
     let ports = instance.path.join("etc/ports");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&ports)
-        .map_err(Error::io(format!("open {}", ports.display())))?;
+    let mut file = open_private(&ports, true)?;
     writeln!(file, "{host_port} {container_port}")
         .map_err(Error::io(format!("write {}", ports.display())))?;
     Ok((host_port, container_port))

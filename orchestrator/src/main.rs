@@ -91,6 +91,33 @@ enum Cmd {
         /// With --disk-limit: the number of files and directories it may hold.
         #[arg(long, value_name = "N", requires = "disk_limit")]
         disk_inode_limit: Option<u64>,
+        /// Bytes of output (stdout and stderr together) a job may leave on
+        /// the host; a job writing more is killed (event "job N killed:
+        /// output limit of BYTES bytes exceeded"). 0: unlimited.
+        #[arg(long, env = "WARDEN_JOB_OUTPUT_LIMIT", value_name = "BYTES",
+              default_value_t = container::DEFAULT_JOB_OUTPUT_LIMIT)]
+        job_output_limit: u64,
+        /// Most processes and threads the container may hold (pids.max).
+        /// 0: no limit.
+        #[arg(long, env = "WARDEN_PIDS_LIMIT", value_name = "N",
+              default_value_t = container::DEFAULT_PIDS_LIMIT)]
+        pids_limit: u64,
+        /// Size of the container's /dev/shm. 0: no size of its own (only
+        /// the memory limit bounds it).
+        #[arg(long, env = "WARDEN_SHM_SIZE", value_name = "BYTES",
+              default_value_t = container::DEFAULT_SHM_SIZE)]
+        shm_size: u64,
+        /// Turn the container's confinement off (device whitelist, ...) so
+        /// that Warden can run inside it. Root in such a container is root
+        /// on the host: only for code trusted as much as the host's root.
+        #[arg(long, env = "WARDEN_ALLOW_NESTED_WARDEN",
+              value_parser = clap::builder::BoolishValueParser::new())]
+        allow_nested_warden: bool,
+        /// A nameserver for the container's /etc/resolv.conf; may be
+        /// repeated. None: the host's nameservers (a loopback one becomes
+        /// the host's address on the container's network).
+        #[arg(long = "dns-server", value_name = "IP")]
+        dns_servers: Vec<Ipv4Addr>,
     },
     /// Handles of all containers, one per line.
     List,
@@ -356,6 +383,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
             pool_network,
             disk_limit,
             disk_inode_limit,
+            job_output_limit,
+            pids_limit,
+            shm_size,
+            allow_nested_warden,
+            dns_servers,
         } => {
             let disk = disk_limit.map(|bytes| orchestrator::disk::DiskLimits {
                 byte_hard: bytes,
@@ -373,6 +405,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 network,
                 pool: pool_network,
                 disk,
+                job_output_limit: Some(job_output_limit),
+                pids_limit: Some(pids_limit),
+                shm_size: Some(shm_size),
+                allow_nested_warden,
+                dns_servers,
             };
             let handle = container::create(&depot, &paths()?, &opts)?;
             say(handle)?;

@@ -22,10 +22,17 @@ if [ -n "${CONTAINER_ROOTFS_PATH:-}" ] && [ ! -d "$CONTAINER_ROOTFS_PATH" ]; the
 fi
 if [ -n "${CONTAINER_DEPOT_PATH:-}" ]; then
   mkdir -p "$CONTAINER_DEPOT_PATH"
+  # Container root plants setuid files in the writable layers below, on a
+  # filesystem without nosuid: no other host user may reach them.
+  chmod 0700 "$CONTAINER_DEPOT_PATH"
 fi
 
 grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
 grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem"
+# Each container gets an ifb device (w-<id>-2) at start, for net_rate.sh;
+# numifbs=0: no ifb0/ifb1 of the module's own. Without ifb, containers start
+# without it (net_rate.sh then polices).
+[ -d /sys/module/ifb ] || modprobe ifb numifbs=0 2>/dev/null || true
 
 cgroup_root=/sys/fs/cgroup
 if [ -f "$cgroup_root/cgroup.controllers" ]; then

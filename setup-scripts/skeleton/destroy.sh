@@ -5,6 +5,7 @@
 # undone by running this.
 [ -n "${DEBUG:-}" ] && set -x
 set -eu
+umask 077
 
 case "$0" in */*) cd "${0%/*}" ;; esac
 

@@ -2,14 +2,27 @@
 # net.sh setup|teardown|in|out|get_ingress_info|get_egress_info
 #
 #   setup      per-container chains warden-i-<id> (filter and nat), hooked
-#              into the global chains that root/net.sh setup created
+#              into the global chains that root/net.sh setup created, and
+#              the container's anti-spoofing rule (raw warden-source: from
+#              w-<id>-0 only network_container_ip gets in). One
+#              iptables-restore:
+#                raw    warden-source  -i w-<id>-0 ! -s IP -j DROP
+#                filter warden-forward -i w-<id>-0 -g warden-i-<id>
+#                       warden-i-<id>  [net-out rules] -g warden-default
+#                nat    warden-prerouting -j warden-i-<id>  [net-in DNATs]
+#              warden-default accepts ALLOW_NETWORKS and refuses the rest
+#              (tcp reset, icmp port unreachable): nothing but what net-out
+#              names is reachable, other containers and the host included
 #   teardown   removes them (idempotent)
 #   in         HOST_PORT, CONTAINER_PORT: forward a host tcp port
 #   out        allow egress beyond the default: NETWORK (CIDR or a-b range),
 #              PORTS (N, N:M or a list; PORT and PORT_RANGE are read too),
 #              PROTOCOL (tcp, udp, icmp, all; default tcp with ports, else
 #              all), ICMP_TYPE, ICMP_CODE, LOG (true: log new connections)
-#   get_ingress_info / get_egress_info: tc state of the host veth
+#   get_ingress_info  tc state of the traffic out of the container: the
+#                     ifb's qdisc (the rate net_rate.sh set), the veth's
+#                     ingress filters
+#   get_egress_info   tc state of the traffic into it: the veth's qdiscs
 [ -n "${DEBUG:-}" ] && set -x
 set -eu
 
@@ -18,6 +31,7 @@ case "$0" in */*) cd "${0%/*}" ;; esac
 
 [ -n "${id:-}" ] || die "etc/config holds no id"
 
+raw_source_chain=warden-source
 filter_forward_chain=warden-forward
 filter_default_chain=warden-default
 nat_prerouting_chain=warden-prerouting
@@ -44,6 +58,7 @@ restore() {
 
 # The rule by rule way, for whatever state a failed command left.
 teardown_slowly() {
+  delete_rule raw "$raw_source_chain" -i "$network_host_iface" ! -s "$network_container_ip" -j DROP
   delete_rule filter "$filter_forward_chain" -i "$network_host_iface" -g "$instance_chain"
   ipt -t filter -F "$instance_chain" 2>/dev/null || true
   ipt -t filter -X "$instance_chain" 2>/dev/null || true
@@ -54,6 +69,9 @@ teardown_slowly() {
 
 teardown() {
   restore 2>/dev/null <<RULES || teardown_slowly
+*raw
+-D $raw_source_chain -i $network_host_iface ! -s $network_container_ip -j DROP
+COMMIT
 *filter
 -D $filter_forward_chain -i $network_host_iface -g $instance_chain
 -F $instance_chain
@@ -68,9 +86,16 @@ RULES
 }
 
 setup_rules() {
+  # Anti-spoofing in raw PREROUTING: it sees every packet from the veth
+  # before conntrack (a forged packet never matches an established flow, nor
+  # makes one) and before routing, so it covers traffic to the host (INPUT)
+  # and through it (FORWARD) with one rule.
   # Position 2 in the forward chain: after the rule accepting established
   # traffic, before the final DROP.
   restore <<RULES
+*raw
+-A $raw_source_chain -i $network_host_iface ! -s $network_container_ip -j DROP
+COMMIT
 *filter
 :$instance_chain - [0:0]
 -A $instance_chain -g $filter_default_chain
@@ -94,6 +119,8 @@ setup() {
   if ! setup_rules 2>/dev/null; then
     ipt -t filter -n -L "$filter_forward_chain" >/dev/null 2>&1 ||
       die "chain $filter_forward_chain is missing: run root/setup.sh (wardenctl setup) first"
+    ipt -t raw -n -L "$raw_source_chain" >/dev/null 2>&1 ||
+      die "chain $raw_source_chain (raw) is missing: run root/setup.sh (wardenctl setup) again"
     teardown_slowly
     setup_rules
   fi
@@ -160,7 +187,15 @@ case "${1:-}" in
     ;;
   # A server passes ID (its handle, which need not be the id): the device
   # comes from etc/config instead.
+  # As the reference, named after the host veth's directions:
+  # get_ingress_info is the traffic out of the container (the veth's
+  # ingress): the tbf on the ifb it is redirected to (net_rate.sh), then the
+  # veth's ingress filters (where a kernel without ifb polices);
+  # get_egress_info the traffic into it: the veth's own qdiscs.
   get_ingress_info)
+    if [ -e "/sys/class/net/$network_ifb_iface" ]; then
+      tc qdisc show dev "$network_ifb_iface"
+    fi
     tc filter show dev "$network_host_iface" parent ffff:
     ;;
   get_egress_info)

@@ -4,7 +4,12 @@
 #
 # Environment (as a Warden server passes it): id, network_host_ip,
 # network_container_ip, network_netmask, user_uid, rootfs_path,
-# allow_nested_warden, container_iface_mtu, dns_servers.
+# allow_nested_warden, container_iface_mtu, dns_servers; and, optional (a
+# Warden server passes none of them, so they have defaults):
+# job_output_limit (bytes of output a job may keep, stdout and stderr
+# together, 0 = unlimited; default 10485760), container_pids_limit (pids.max,
+# 0 = none; default 4096), container_shm_size (bytes of /dev/shm; default
+# 67108864).
 #
 # Nothing is mounted here: the files the container needs to differ from its
 # rootfs (users, hostname, hosts, resolv.conf, vcap's home) are written
@@ -27,12 +32,28 @@ rootfs_path=${rootfs_path:-}
 allow_nested_warden=${allow_nested_warden:-false}
 container_iface_mtu=${container_iface_mtu:-1500}
 dns_servers=${dns_servers:-}
+job_output_limit=${job_output_limit:-10485760}
+container_pids_limit=${container_pids_limit:-4096}
+container_shm_size=${container_shm_size:-67108864}
 [ -n "$rootfs_path" ] || die "rootfs_path is not set"
 [ -d "$rootfs_path" ] || die "rootfs $rootfs_path is not a directory"
 case "$user_uid" in ''|*[!0-9]*) die "user_uid must be a number: $user_uid" ;; esac
+number() {
+  case "$2" in ''|*[!0-9]*) die "$1 must be a number: $2" ;; esac
+}
+number job_output_limit "$job_output_limit"
+number container_pids_limit "$container_pids_limit"
+number container_shm_size "$container_shm_size"
 
-umask 022
-mkdir -p etc run jobs tmp/rootfs tmp/work mnt bin
+# The host side is private whatever umask we were given: state, job output
+# and wshd's logs are root's alone, and container root's setuid files in
+# tmp/rootfs are out of other host users' reach. wshd's logs are made here so
+# that start.sh's redirections keep the mode.
+umask 077
+mkdir -p etc run jobs tmp mnt bin
+chmod 0700 etc run jobs tmp
+: > run/wshd.out.log
+: > run/wshd.err.log
 
 # Values are single-quoted so that sourcing the file never expands anything.
 quote() {
@@ -53,7 +74,14 @@ quote() {
   echo "allow_nested_warden=$(quote "$allow_nested_warden")"
   echo "container_iface_mtu=$(quote "$container_iface_mtu")"
   echo "dns_servers=$(quote "$dns_servers")"
+  echo "job_output_limit=$(quote "$job_output_limit")"
+  echo "container_pids_limit=$(quote "$container_pids_limit")"
+  echo "container_shm_size=$(quote "$container_shm_size")"
 } > etc/config
+
+# What the container reads (the overlay's upper layer) keeps ordinary modes.
+umask 022
+mkdir -p tmp/rootfs tmp/work
 
 # Every process started here is a measurable part of `create`, hence the
 # shell builtins and the few, batched, external commands below.
@@ -84,13 +112,25 @@ passwd_src="$lower$etc/passwd"
 group_src="$lower$etc/group"
 [ -f "$passwd_src" ] || passwd_src=/dev/null
 [ -f "$group_src" ] || group_src=/dev/null
-awk -F: -v OFS=: -v uid="$user_uid" -v passwd="$upper$etc/passwd" -v group="$upper$etc/group" '
-  FILENAME == ARGV[1] { if ($1 == "vcap") { $3 = uid; $4 = uid; p = 1 } print > passwd; next }
-  { if ($1 == "vcap") { $3 = uid; g = 1 } print > group }
+# The rootfs's own vcap uid and gid (when it has one) go to etc/config as
+# user_old_uid and group_old_gid: hook-parent-before-clone.sh gives what they
+# own to the new ones, as the reference's usermod/groupmod and find did.
+old_ids=$(awk -F: -v OFS=: -v uid="$user_uid" -v passwd="$upper$etc/passwd" -v group="$upper$etc/group" '
+  FILENAME == ARGV[1] { if ($1 == "vcap") { ou = $3; $3 = uid; $4 = uid; p = 1 } print > passwd; next }
+  { if ($1 == "vcap") { og = $3; $3 = uid; g = 1 } print > group }
   END {
     if (!p) print "vcap:x:" uid ":" uid "::/home/vcap:/bin/sh" > passwd
     if (!g) print "vcap:x:" uid ":" > group
-  }' "$passwd_src" "$group_src"
+    print ou ":" og
+  }' "$passwd_src" "$group_src")
+user_old_uid=${old_ids%%:*}
+group_old_gid=${old_ids#*:}
+case "$user_old_uid" in *[!0-9]*) user_old_uid= ;; esac
+case "$group_old_gid" in *[!0-9]*) group_old_gid= ;; esac
+{
+  echo "user_old_uid=$(quote "$user_old_uid")"
+  echo "group_old_gid=$(quote "$group_old_gid")"
+} >> etc/config
 
 install -d -o "$user_uid" -g "$user_uid" -m 0755 "$upper$home/vcap"
 
@@ -103,15 +143,19 @@ HOSTS
 
 # resolv.conf: the servers asked for, else the host's; a loopback nameserver
 # means nothing from inside the container, so it becomes the host's veth.
+# The Ruby server joins them with newlines; commas and spaces are taken too.
 if [ -n "$dns_servers" ]; then
   old_ifs=$IFS
-  IFS=", "
+  IFS=",
+ 	"
   for server in $dns_servers; do
+    [ -n "$server" ] || continue
     echo "nameserver $server"
   done > "$upper$etc/resolv.conf"
   IFS=$old_ifs
 elif [ -r /etc/resolv.conf ]; then
-  while IFS= read -r line; do
+  # `|| [ -n "$line" ]`: a last line without a newline counts too.
+  while IFS= read -r line || [ -n "$line" ]; do
     case "$line" in
       nameserver*127.*) echo "nameserver $network_host_ip" ;;
       *) printf '%s\n' "$line" ;;

@@ -8,7 +8,19 @@ case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac
 . ./lib/common.sh
 
 [ -n "${PID:-}" ] || die "PID is not set"
+# All this hook makes is the host's own state (the pid file, cgroups): private
+# whatever umask wshd was started with.
+umask 077
 echo "$PID" > run/wshd.pid
+
+# pids.max (container_pids_limit, 0 = none) is set before the process joins,
+# so a fork bomb never finds the group unlimited; a host without the pids
+# controller has no such file.
+pids_limit=${container_pids_limit:-4096}
+set_pids_max() {
+  [ "$pids_limit" != 0 ] && [ -f "$1/pids.max" ] || return 0
+  echo "$pids_limit" > "$1/pids.max"
+}
 
 # One group per hierarchy; the devices whitelist is set before the process
 # joins, so it never runs unrestricted.
@@ -20,6 +32,7 @@ if cgroup_v2; then
   done
   cg="$cgroup2_parent/instance-$id"
   mkdir -p "$cg"
+  set_pids_max "$cg"
   # v2 has no devices.allow/deny: the same whitelist is a BPF program
   # attached to the group (it stays attached until the group is removed).
   if [ "${allow_nested_warden:-false}" != true ]; then
@@ -49,6 +62,7 @@ else
         echo "$rule" > "$cg/devices.allow"
       done
     fi
+    set_pids_max "$cg"
     [ ! -f "$cg/cgroup.clone_children" ] || echo 1 > "$cg/cgroup.clone_children"
     echo "$PID" > "$cg/cgroup.procs"
   done
@@ -58,13 +72,35 @@ fi
 # network namespace, so the end never exists on the host side by that name.
 # Addresses inside are set from here with the host's ip(8), so the rootfs
 # needs no networking tools.
+# The ifb (w-<id>-2) that net_rate.sh shapes the container's outgoing
+# traffic on is made here too, as the reference did, so that it is there
+# from the start (destroy.sh removes it); it comes last, so that a kernel
+# without ifb still gets a container (net_rate.sh then polices instead).
 prefix=$(mask_to_prefix "$network_netmask")
 mtu=${container_iface_mtu:-1500}
-ip -batch - <<IP
+ifb_lines=
+[ -e "/sys/class/net/$network_ifb_iface" ] || ifb_lines="link add name $network_ifb_iface mtu $mtu type ifb
+link set $network_ifb_iface up"
+if ! ip -batch - <<IP
 link add name $network_host_iface mtu $mtu type veth peer name $network_container_iface mtu $mtu netns $PID
 addr add $network_host_ip/$prefix dev $network_host_iface
 link set $network_host_iface up
+$ifb_lines
 IP
+then
+  # Only the ifb may fail: the veth must be up (IFF_UP, flag 0x1).
+  flags=0
+  [ ! -f "/sys/class/net/$network_host_iface/flags" ] || read -r flags < "/sys/class/net/$network_host_iface/flags"
+  [ $((flags & 1)) = 1 ] && [ ! -e "/sys/class/net/$network_ifb_iface" ] ||
+    die "cannot set up $network_host_iface"
+  echo "hook-parent-after-clone.sh: no ifb device $network_ifb_iface (no ifb in the kernel?)" >&2
+fi
+# No IPv6 on the host end (no link-local address the container could reach
+# the host on; the host drops IPv6 arriving there). The container's end and
+# its lo are switched off from inside, by hook-child-after-pivot.sh. The
+# container is held at its barrier until this hook returns.
+v6=/proc/sys/net/ipv6/conf/$network_host_iface/disable_ipv6
+[ ! -f "$v6" ] || echo 1 > "$v6"
 nsenter --net="/proc/$PID/ns/net" ip -batch - <<IP
 link set lo up
 addr add $network_container_ip/$prefix dev $network_container_iface

@@ -24,6 +24,24 @@ mount -n -t overlay \
   -o "lowerdir=$rootfs_path,upperdir=$PWD/tmp/rootfs,workdir=$PWD/tmp/work" \
   overlay mnt
 
+# vcap has the pool's uid now (setup.sh): what the rootfs's vcap owned (its
+# home, whatever the rootfs ships) is given to it, as the reference's usermod
+# and groupmod did with find. Through the overlay, so each file is copied up
+# into the writable layer and the shared rootfs keeps its owners; symlinks
+# are changed, never followed; one find, and only when an id changes.
+own_uid=${user_old_uid:-}
+own_gid=${group_old_gid:-}
+[ "$own_uid" != "$user_uid" ] || own_uid=
+[ "$own_gid" != "$user_uid" ] || own_gid=
+if [ -n "$own_uid" ] && [ -n "$own_gid" ]; then
+  find "$PWD/mnt" -xdev \( -uid "$own_uid" -exec chown -h "$user_uid" {} + -false \) \
+    -o \( -gid "$own_gid" -exec chgrp -h "$user_uid" {} + \)
+elif [ -n "$own_uid" ]; then
+  find "$PWD/mnt" -xdev -uid "$own_uid" -exec chown -h "$user_uid" {} +
+elif [ -n "$own_gid" ]; then
+  find "$PWD/mnt" -xdev -gid "$own_gid" -exec chgrp -h "$user_uid" {} +
+fi
+
 # wshd re-executes itself from inside the container as /sbin/wshd; with merged
 # /usr that path is a symlink, resolved inside mnt, never on the host.
 sbin=$(path_in_root "$PWD/mnt" /sbin)
