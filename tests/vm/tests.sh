@@ -800,7 +800,7 @@ t_repquota_tool() {
   mkdir -p "$mnt"
   mount -o loop,usrquota "$img" "$mnt" || fail "mount $img with usrquota"
   echo "$mnt" >> "$STATE/quota-mounts"
-  setquota -u 4242 1000 2000 30 40 "$mnt" || fail "setquota"
+  setquota -u 4242 2000 3000 30 40 "$mnt" || fail "setquota"
   dd if=/dev/zero of="$mnt/f" bs=1M count=1 2> /dev/null
   chown 4242 "$mnt/f"
   # No sync: the kernel's numbers are live.
@@ -808,9 +808,17 @@ t_repquota_tool() {
   expect "repquota's exit ($err)" "$rc" 0
   echo "$out"
   expect "uid 4242: bytes, block soft/hard, grace, inodes, inode soft/hard, grace" \
-    "$(echo "$out" | sed -n 1p)" "4242 1048576 1000 2000 0 1 30 40 0"
+    "$(echo "$out" | sed -n 1p)" "4242 1048576 2000 3000 0 1 30 40 0"
   expect "uid 4243, who owns nothing" "$(echo "$out" | sed -n 2p)" "4243 0 0 0 0 0 0 0 0"
   expect "lines" "$(echo "$out" | wc -l)" 2
+  # Over the soft limit (1024 KiB used): the block grace time runs out at
+  # a time in the future (seconds since the epoch).
+  setquota -u 4242 1000 3000 30 40 "$mnt" || fail "setquota below the usage"
+  capture "$BIN/repquota" "$mnt" 4242
+  expect "repquota's exit ($err)" "$rc" 0
+  grace=$(echo "$out" | awk '{ print $5 }')
+  echo "over the soft limit: $out (now $(date +%s))"
+  [ "$grace" -gt "$(date +%s)" ] || fail "no block grace time over the soft limit: $out"
   capture "$BIN/repquota" "$mnt/" 4242
   expect "a mount point with a slash ($err)" "$rc" 1
   expect "its message" "$out" "Couldn't find device for $mnt/"
