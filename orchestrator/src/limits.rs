@@ -108,9 +108,49 @@ pub fn memory(depot: &Depot, handle: &str, limit: Option<u64>) -> Result<String>
                 write_control(&swap_v2, "0")?;
             }
         }
+        fit_shm_to_memory(&instance, limit)?;
         oom::ensure_watcher(&instance)?;
     }
     read_control(&path)
+}
+
+/// /dev/shm's size under a memory limit of `limit` bytes: what the
+/// container asked for, but at most half the limit (the kernel's own
+/// default is half the memory). tmpfs pages are charged to the container
+/// and cannot be reclaimed (there is no swap under these limits), so a
+/// /dev/shm that may fill the whole limit turns a full /dev/shm into an OOM
+/// kill of the container, where a full one should only fail the write.
+pub fn shm_size_under(configured: u64, limit: u64) -> u64 {
+    let half = limit / 2;
+    if configured == 0 {
+        half
+    } else {
+        configured.min(half)
+    }
+}
+
+fn fit_shm_to_memory(instance: &Instance, limit: u64) -> Result<()> {
+    let config = instance.config()?;
+    let configured = config
+        .get("container_shm_size")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(crate::container::DEFAULT_SHM_SIZE);
+    let Some(pid) = crate::process::read_pid(&instance.path.join("run/wshd.pid")) else {
+        return Err(Error::Tool(format!(
+            "{}: no run/wshd.pid to size /dev/shm by",
+            instance.handle
+        )));
+    };
+    let size = shm_size_under(configured, limit);
+    // The mount's own flags are restated: a remount replaces them.
+    let flags = libc::MS_NOSUID | libc::MS_NODEV;
+    match crate::process::remount_in(pid, "/dev/shm", flags, &format!("size={size}")) {
+        Ok(()) => Ok(()),
+        // Already holding more than the new size (tmpfs refuses to shrink
+        // below its use): it keeps its size, and the memory limit stands.
+        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Sets (when given) and returns the cpu shares (v1 cpu.shares; on v2 the
@@ -222,6 +262,13 @@ pub fn net_out(depot: &Depot, handle: &str, rule: &NetOut) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shm_takes_at_most_half_the_memory() {
+        assert_eq!(shm_size_under(64 << 20, 32 << 20), 16 << 20);
+        assert_eq!(shm_size_under(64 << 20, 1 << 30), 64 << 20);
+        assert_eq!(shm_size_under(0, 1 << 30), 512 << 20);
+    }
 
     #[test]
     fn tbf_is_read_from_tc_json() {

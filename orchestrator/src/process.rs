@@ -54,6 +54,57 @@ pub fn pids_mentioning(marker: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Remount `target` in the mount namespace of process `pid` (a container's
+/// init) with `flags` and filesystem `options`. A forked child enters the
+/// namespace: setns into a mount namespace needs a single-threaded caller,
+/// and this process keeps its own view of the host.
+pub fn remount_in(pid: i32, target: &str, flags: libc::c_ulong, options: &str) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    let what = format!("remount {target} of process {pid} ({options})");
+    let ns_path = format!("/proc/{pid}/ns/mnt");
+    let ns = fs::File::open(&ns_path).map_err(Error::io(format!("open {ns_path}")))?;
+    let bad = || Error::BadArgument(format!("{what}: a NUL byte"));
+    let target_c = CString::new(target).map_err(|_| bad())?;
+    let options_c = CString::new(options).map_err(|_| bad())?;
+    // SAFETY: the child makes only raw system calls on memory that exists
+    // before the fork (the descriptor, the two strings) and leaves with
+    // _exit, so nothing of the parent's state (locks, allocator) is used.
+    #[allow(unsafe_code)]
+    let pid = unsafe {
+        let child = libc::fork();
+        if child == 0 {
+            let failed = libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    target_c.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REMOUNT | flags,
+                    options_c.as_ptr().cast(),
+                ) != 0;
+            let code = if failed { *libc::__errno_location() } else { 0 };
+            libc::_exit(code.clamp(0, 255));
+        }
+        child
+    };
+    if pid < 0 {
+        return Err(Error::io(format!("fork for {what}"))(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+        .map_err(|e| Error::io(format!("wait for {what}"))(e.into()))?;
+    match status {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+        nix::sys::wait::WaitStatus::Exited(_, errno) => {
+            Err(Error::io(what)(std::io::Error::from_raw_os_error(errno)))
+        }
+        other => Err(Error::Tool(format!(
+            "{what}: the child ended with {other:?}"
+        ))),
+    }
+}
+
 pub fn read_pid(path: &Path) -> Option<i32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }

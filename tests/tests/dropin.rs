@@ -281,10 +281,12 @@ fn ifb_from_start_to_destroy_and_out_rate_read_back() {
     assert!(!Path::new(&ifb).exists(), "{ifb} is left");
 }
 
-/// 30 MiB written into /dev/shm under a 32 MiB memory limit: the container
-/// must hold it (tmpfs pages count against the limit, so what else the
-/// container charges has to fit in the remaining 2 MiB; measured: about
-/// 1.3 MiB of page cache, anonymous memory and kernel memory before the job).
+/// /dev/shm filled under a 32 MiB memory limit: tmpfs pages count against
+/// the limit and cannot be reclaimed, so a /dev/shm that could hold the
+/// whole limit turned a full /dev/shm into an OOM kill of the container
+/// (the original's /dev/shm was a plain directory of the writable layer).
+/// limit-memory now gives /dev/shm at most half the limit: the write stops
+/// with ENOSPC and the container stays active.
 #[test]
 fn shm_fills_under_a_memory_limit_without_oom() {
     let Some(depot) = depot("shm") else {
@@ -298,15 +300,20 @@ fn shm_fills_under_a_memory_limit_without_oom() {
         let out = c.run(&[
             "sh",
             "-c",
-            "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=30 2>/dev/null && \
-             stat -c %s /dev/shm/fill",
+            "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=31 2>/dev/null; \
+             stat -c %s /dev/shm/fill; rm -f /dev/shm/fill",
         ]);
-        assert_ok(&out, "30 MiB into /dev/shm");
-        assert_eq!(stdout(&out), "31457280\n");
+        assert_ok(&out, "31 MiB into /dev/shm");
+        assert_eq!(stdout(&out), format!("{}\n", 16 << 20), "round {round}");
         let info = info_json(&c);
         assert_eq!(info["state"], "active", "round {round}: {info}");
         let events = info["events"].as_array().cloned().unwrap_or_default();
         assert!(events.is_empty(), "round {round}: {events:?}");
+        // Raised again, /dev/shm gets its own size back (64 MiB < half).
+        let out = depot.ctl(&["limit-memory", &handle, "268435456"]);
+        assert_ok(&out, "limit-memory 256 MiB");
+        let out = c.run(&["sh", "-c", "grep ' /dev/shm ' /proc/mounts"]);
+        assert!(stdout(&out).contains("size=65536k"), "{}", stdout(&out));
         destroy(c);
     }
 }

@@ -318,8 +318,11 @@ t_wardenctl_run() {
   expect "run as vcap" "$out" 10000
   capture ctl run vm1 --privileged -- id -u
   expect "run privileged" "$out" 0
+  # The container's own cgroup namespace: its group is its root.
   capture ctl run vm1 -- cat /proc/self/cgroup
-  expect "a job's cgroup as seen inside" "$out" "0::/instance-$id"
+  expect "a job's cgroup as seen inside" "$out" "0::/"
+  expect "the job's cgroup seen from the host" \
+    "$(grep -l "^0::/instance-$id\$" /proc/[0-9]*/cgroup 2> /dev/null | head -n 1 | grep -c .)" 1
   capture ctl run vm1 -- hostname
   expect "hostname" "$out" "$id"
 }
