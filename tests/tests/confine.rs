@@ -240,6 +240,9 @@ fn shm_is_sized_and_pid_1_holds_no_host_file() {
     // descriptors is a file of the host (its start-up log included).
     let pid = fs::read_to_string(depot.path("shm").join("run/wshd.pid")).unwrap();
     let pid = pid.trim();
+    // pid 1 runs under the filter its jobs inherit.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
     let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
     for fd in fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {

@@ -7,15 +7,17 @@
 //!   [`crate::resume`]): a cgroup namespace entered after the host put the
 //!   process in its groups (so the host's tree is not visible), runc's
 //!   masked and read-only /proc paths, an empty environment for pid 1, pid 1
-//!   not dumpable (no job can ptrace it or read its /proc files), and no
-//!   descriptor of a host file kept past start-up.
+//!   not dumpable (no job can ptrace it or read its /proc files), no
+//!   descriptor of a host file kept past start-up, and the seccomp filter
+//!   ([`crate::seccomp`]) installed on pid 1 once it needs nothing the
+//!   filter denies: every job inherits it with the clone, so none pays for
+//!   installing it, and pid 1 is filtered too.
 //! - Each job, in the request child between clone and execve
 //!   ([`crate::spawn`]), in runc's order: the bounding set cut before the
 //!   uid changes (dropping needs CAP_SETPCAP, which a vcap job loses with
 //!   its uid), then the uid, then the permitted, effective and inheritable
-//!   sets, then no_new_privs, and the seccomp filter last, so that nothing
-//!   the filter denies is needed after it. Root jobs keep uid 0 with
-//!   Docker's default capabilities minus CAP_NET_RAW (ping works through
+//!   sets, then no_new_privs last. Root jobs keep uid 0 with Docker's
+//!   default capabilities minus CAP_NET_RAW (ping works through
 //!   net.ipv4.ping_group_range instead); vcap jobs keep none.
 //!
 //! The child-side functions make raw system calls only, on data that
@@ -216,18 +218,17 @@ pub type Failed = (&'static [u8], Errno);
 /// the ambient set. Runs before the uid changes: dropping needs CAP_SETPCAP.
 pub fn drop_bounding(keep: u64) -> Result<(), Failed> {
     for cap in 0..64 {
-        // SAFETY: PR_CAPBSET_READ takes a capability number; it fails with
-        // EINVAL past the kernel's last capability, where the loop ends.
-        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) };
-        if present < 0 {
-            break;
-        }
-        if present == 0 || keep & (1 << cap) != 0 {
+        if keep & (1 << cap) != 0 {
             continue;
         }
         // SAFETY: PR_CAPBSET_DROP takes a capability number and only
-        // shrinks this task's bounding set.
+        // shrinks this task's bounding set; it fails with EINVAL past the
+        // kernel's last capability, where the loop ends (dropping one that
+        // is already gone succeeds, so nothing needs reading first).
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            if Errno::last() == Errno::EINVAL {
+                break;
+            }
             return Err((b"prctl(PR_CAPBSET_DROP)", Errno::last()));
         }
     }

@@ -55,6 +55,13 @@ pub fn resume(args: &ContinueArgs) -> Result<Infallible> {
     umount2("/mnt", MntFlags::MNT_DETACH).context("detaching the old root at /mnt")?;
     if !args.unconfined {
         crate::confine::not_dumpable()?;
+        // Once, here, for pid 1 and every job it starts (a filter is
+        // inherited across clone and exec and cannot be removed): each job
+        // would otherwise pay for installing it. pid 1 needs none of what
+        // it denies from here on, and holds CAP_SYS_ADMIN, so it needs no
+        // no_new_privs for it; its jobs set that themselves.
+        let filter = crate::seccomp::Filter::docker_default();
+        crate::seccomp::install(&filter.fprog()).context("installing the seccomp filter")?;
     }
     setsid().context("setsid")?;
     let null = open_null()?;

@@ -23,7 +23,6 @@ use nix::sys::stat::Mode;
 use wire::request::{self, Decoded, Request, V1_SIZE};
 
 use crate::plan;
-use crate::seccomp;
 use crate::spawn::{self, Action};
 
 /// How long a client has to send its whole request.
@@ -122,8 +121,8 @@ struct Server {
     accept_retry: Option<Instant>,
     /// Where each unheld child runs until its exec.
     stack: spawn::ChildStack,
-    /// Every job's seccomp filter; None in an unconfined container.
-    filter: Option<seccomp::Filter>,
+    /// Jobs get [`crate::confine`]'s capabilities and no_new_privs.
+    confined: bool,
 }
 
 fn open_reserve() -> Option<OwnedFd> {
@@ -153,7 +152,8 @@ fn respond(conn: &Conn, word: &[u8], fds: &[OwnedFd]) -> bool {
 }
 
 /// Serve `listener` forever; `confined` jobs get [`crate::confine`]'s
-/// capabilities, no_new_privs and the seccomp filter.
+/// capabilities and no_new_privs (the seccomp filter they inherit from pid
+/// 1).
 pub fn serve(
     listener: OwnedFd,
     signals: SignalFd,
@@ -174,7 +174,7 @@ pub fn serve(
         reserve: Some(reserve),
         accept_retry: None,
         stack: spawn::ChildStack::new().context("a stack for the children")?,
-        filter: confined.then(seccomp::Filter::docker_default),
+        confined,
     };
     s.poll
         .registry()
@@ -361,14 +361,14 @@ impl Server {
                 return;
             }
             drop(std::mem::take(&mut pipes.client_fds));
-            match spawn::spawn_now(&action, &mut pipes, &mut self.stack, self.filter.as_ref()) {
+            match spawn::spawn_now(&action, &mut pipes, &mut self.stack, self.confined) {
                 // The client sees EOF on every pipe and exits 255.
                 Err(e) => log!("starting a child: {e}"),
                 Ok(pid) => self.watch(pid, pipes.exit_w, req.version),
             }
             return;
         }
-        let held = match spawn::spawn_held(&action, &mut pipes, self.filter.as_ref()) {
+        let held = match spawn::spawn_held(&action, &mut pipes, self.confined) {
             Ok(h) => h,
             Err(e) => {
                 log!("starting a child: {e}");

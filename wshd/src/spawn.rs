@@ -30,7 +30,6 @@ use thiserror::Error;
 
 use crate::confine;
 use crate::plan::Plan;
-use crate::seccomp::{self, Filter};
 
 #[derive(Debug, Error)]
 pub enum SpawnError {
@@ -159,11 +158,10 @@ struct Prepared<'a> {
     confine: Option<JobConfinement>,
 }
 
-/// What a confined job's child applies before exec (see [`crate::confine`]).
+/// What a confined job's child applies before exec (see [`crate::confine`]):
+/// the seccomp filter it already has from pid 1.
 struct JobConfinement {
     caps: u64,
-    /// Points into the server's [`Filter`], which outlives every child.
-    filter: libc::sock_fprog,
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
@@ -180,7 +178,7 @@ fn prepare<'a>(
     action: &'a Action,
     pipes: &Plumbing,
     go: Option<(RawFd, RawFd)>,
-    filter: Option<&Filter>,
+    confined: bool,
 ) -> Prepared<'a> {
     let fd = |i: usize| pipes.child_fds[i].as_raw_fd();
     let stdio = if pipes.tty {
@@ -202,13 +200,9 @@ fn prepare<'a>(
         argvp: plan.map(|p| null_terminated(&p.argv)).unwrap_or_default(),
         sh_argvp: Vec::new(),
         envp: plan.map(|p| null_terminated(&p.env)).unwrap_or_default(),
-        confine: match (plan, filter) {
-            (Some(p), Some(f)) => Some(JobConfinement {
-                caps: confine::job_caps(p.uid),
-                filter: f.fprog(),
-            }),
-            _ => None,
-        },
+        confine: plan.filter(|_| confined).map(|p| JobConfinement {
+            caps: confine::job_caps(p.uid),
+        }),
     };
     if let Some(p) = plan {
         prep.sh_argvp.push(SH.as_ptr());
@@ -226,14 +220,14 @@ fn prepare<'a>(
 pub fn spawn_held(
     action: &Action,
     pipes: &mut Plumbing,
-    filter: Option<&Filter>,
+    confined: bool,
 ) -> Result<Held, SpawnError> {
     let (go_r, go_w) = pipe()?;
     let mut prep = prepare(
         action,
         pipes,
         Some((go_r.as_raw_fd(), go_w.as_raw_fd())),
-        filter,
+        confined,
     );
     // SAFETY: the daemon is single-threaded, and the child only runs
     // `child_main`, which makes raw system calls on `prep` and never returns.
@@ -321,9 +315,9 @@ pub fn spawn_now(
     action: &Action,
     pipes: &mut Plumbing,
     stack: &mut ChildStack,
-    filter: Option<&Filter>,
+    confined: bool,
 ) -> Result<i32, SpawnError> {
-    let mut prep = prepare(action, pipes, None, filter);
+    let mut prep = prepare(action, pipes, None, confined);
     // SAFETY: the daemon is single-threaded and blocked in clone until the
     // child execs or exits (CLONE_VFORK), so the shared memory has one user
     // at a time. The child runs `child_main` on `stack`, which no one else
@@ -479,13 +473,10 @@ fn child_main(p: &mut Prepared) -> ! {
                 die_errno(plan.cwd.to_bytes(), err);
             }
         }
-        // Last before exec: nothing the filter denies is needed after it.
-        if let Some(c) = &p.confine {
+        // Last before exec; the seccomp filter came with the clone.
+        if p.confine.is_some() {
             if let Err((what, err)) = confine::no_new_privs() {
                 die_errno(what, err);
-            }
-            if let Err(err) = seccomp::install(&c.filter) {
-                die_errno(b"seccomp", err);
             }
         }
 
@@ -574,7 +565,7 @@ mod tests {
                 Err(SpawnError::Ptmx(_)) if tty => continue,
                 Err(e) => panic!("plumbing: {e}"),
             };
-            let held = spawn_held(&action, &mut pipes, None).expect("spawn_held");
+            let held = spawn_held(&action, &mut pipes, false).expect("spawn_held");
             let pid = held.pid;
             drop(held);
             drop(pipes);
@@ -616,7 +607,7 @@ mod tests {
             let action = Action::Refuse(msg.clone().into_bytes());
             let mut pipes = plumbing(false).expect("plumbing");
             let mut client = std::mem::take(&mut pipes.client_fds).into_iter();
-            let pid = spawn_now(&action, &mut pipes, &mut stack, None).expect("spawn_now");
+            let pid = spawn_now(&action, &mut pipes, &mut stack, false).expect("spawn_now");
             drop(pipes);
             let (_stdin, _stdout, stderr) = (client.next(), client.next(), client.next());
             let mut said = String::new();
