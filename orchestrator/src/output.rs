@@ -13,6 +13,10 @@
 //! any killed job: iomux-spawn reports it (255), the recorder writes
 //! exit_status, link and stream end normally.
 //!
+//! With a disk image (create --disk-limit) the logs are also paid for in
+//! the image (see `DiskCharge`), so they count against the container's
+//! disk limit.
+//!
 //! What is kept counts; discarded output (`spawn --discard-output`) costs
 //! the host nothing and is not counted, as in Warden. The count is the size
 //! of the two logs, so a recorder started again (see [`crate::jobs`])
@@ -99,9 +103,71 @@ impl Budget {
     }
 }
 
+/// Why a job's output stopped being kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Past the container's job_output_limit.
+    Limit(u64),
+    /// Its disk image (create --disk-limit) had no room left for it.
+    Disk,
+}
+
 /// The reason a job was killed, as `jobs/N/killed` holds it.
-fn reason(limit: u64) -> String {
-    format!("output limit of {limit} bytes exceeded")
+fn reason(why: Overflow) -> String {
+    match why {
+        Overflow::Limit(limit) => format!("output limit of {limit} bytes exceeded"),
+        Overflow::Disk => "output exceeds the container's disk limit".to_string(),
+    }
+}
+
+/// A container with a disk image pays for its jobs' logs there: the logs
+/// live outside the image (host helpers hold them open, which would keep
+/// the image from being unmounted at destroy), so as many bytes as the logs
+/// keep are allocated in a file of the image, outside the container's view
+/// (`tmp/disk/job-output/N`, next to its rootfs/ and work/). What the logs
+/// hold is then space the container cannot use, and a full image stops the
+/// job's output as its limit would.
+struct DiskCharge {
+    path: PathBuf,
+    charged: u64,
+}
+
+impl DiskCharge {
+    fn open(instance: &Instance, dir: &Path) -> Result<Option<DiskCharge>> {
+        if !crate::disk::has_image(instance) {
+            return Ok(None);
+        }
+        let charges = instance.path.join("tmp/disk/job-output");
+        crate::container::create_private_dir(&charges)?;
+        let path = charges.join(dir.file_name().unwrap_or_default());
+        let charged = open_private(&path, true)?
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(Some(DiskCharge { path, charged }))
+    }
+
+    /// Allocate `n` more bytes; false when the image is full. The file is
+    /// opened for each charge and closed at once: held open, it would keep
+    /// destroy from unmounting the image while the recorder finishes.
+    fn charge(&mut self, n: usize) -> bool {
+        let Ok(file) = File::options().write(true).open(&self.path) else {
+            // The image is gone (the container is being destroyed): there
+            // is nothing left to charge.
+            return true;
+        };
+        let full = nix::fcntl::fallocate(
+            file.as_raw_fd(),
+            nix::fcntl::FallocateFlags::empty(),
+            self.charged as libc::off_t,
+            n as libc::off_t,
+        )
+        .is_err_and(|e| matches!(e, nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT));
+        if !full {
+            self.charged += n as u64;
+        }
+        !full
+    }
 }
 
 /// Runs `link` (iomux-link for the job in `dir`) with its output through
@@ -118,6 +184,8 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
         .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
         .sum();
     let mut budget = Budget::new(limit, kept, dir.join("killed").exists());
+    let mut disk = DiskCharge::open(instance, dir)?;
+    let mut overflow = None;
     let mut child = link
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -166,7 +234,20 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
                     continue;
                 }
             };
-            let keep = budget.take(n);
+            let mut keep = budget.take(n);
+            if budget.exceeded() && overflow.is_none() {
+                overflow = Some(Overflow::Limit(limit));
+            }
+            if keep > 0 && overflow != Some(Overflow::Disk) {
+                if let Some(d) = disk.as_mut() {
+                    if !d.charge(keep) {
+                        keep = 0;
+                        overflow = Some(Overflow::Disk);
+                    }
+                }
+            } else if overflow == Some(Overflow::Disk) {
+                keep = 0;
+            }
             if keep > 0 && !write_failed[i] {
                 // A full disk must not stop the job: what cannot be kept is
                 // dropped, and said once.
@@ -175,8 +256,8 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
                     eprintln!("wardenctl: append to the log of {}: {e}", dir.display());
                 }
             }
-            if budget.exceeded() && killer.is_none() {
-                mark_killed(instance, dir, limit);
+            if let (Some(why), None) = (overflow, &killer) {
+                mark_killed(instance, dir, why);
                 killer = Some(start_killer(instance, dir));
             }
         }
@@ -221,8 +302,8 @@ fn wait_readable(pipes: &[Option<File>; 2]) -> Result<Vec<usize>> {
 
 /// `jobs/N/killed` and the container's event, before the kill, so that
 /// whoever sees the job end can also see why.
-fn mark_killed(instance: &Instance, dir: &Path, limit: u64) {
-    let why = reason(limit);
+fn mark_killed(instance: &Instance, dir: &Path, why: Overflow) {
+    let why = reason(why);
     if let Err(e) = write_atomic(&dir.join("killed"), format!("{why}\n").as_bytes()) {
         eprintln!("wardenctl: {e}");
     }
@@ -398,6 +479,13 @@ mod tests {
 
     #[test]
     fn reasons_name_the_limit() {
-        assert_eq!(reason(10485760), "output limit of 10485760 bytes exceeded");
+        assert_eq!(
+            reason(Overflow::Limit(10485760)),
+            "output limit of 10485760 bytes exceeded"
+        );
+        assert_eq!(
+            reason(Overflow::Disk),
+            "output exceeds the container's disk limit"
+        );
     }
 }

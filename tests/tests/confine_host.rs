@@ -442,6 +442,60 @@ fn a_job_past_its_output_limit_is_killed() {
     c.destroy();
 }
 
+/// With a disk image, a job's logs are paid for in the image: output that
+/// no longer fits the container's disk limit stops and kills the job (here
+/// before the larger output limit), and what the logs hold is space the
+/// container no longer has.
+#[test]
+fn job_output_counts_against_the_disk_limit() {
+    let Some(depot) = depot("outdisk") else {
+        return;
+    };
+    let c = create_with(
+        &depot,
+        "outdisk",
+        &["--disk-limit", "16777216", "--job-output-limit", "67108864"],
+        false,
+    );
+    let free = || -> u64 {
+        let out = c.run(&["sh", "-c", "df -k / | tail -n 1"]);
+        assert_ok(&out, "df in the container");
+        let text = stdout(&out);
+        text.split_whitespace()
+            .nth(3)
+            .and_then(|k| k.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("df: {text}"))
+            * 1024
+    };
+    let before = free();
+    // 4 MiB of output kept: about as much less room in the container.
+    let out = c.run(&["head", "-c", "4194304", "/dev/zero"]);
+    assert_ok(&out, "a job writing 4 MiB");
+    let after = free();
+    assert!(
+        before.saturating_sub(after) >= 4 << 20,
+        "free space {before} -> {after}: the logs were not charged"
+    );
+    // Far more than the image holds: stopped at the disk, killed, said why.
+    let job = c.spawn("head -c 33554432 /dev/zero");
+    let dir = depot.path("outdisk").join("jobs").join(&job);
+    let out = depot.ctl(&["link", "outdisk", &job]);
+    assert_code(&out, 255, "link of the job that filled the disk");
+    let logs: u64 = ["stdout.log", "stderr.log"]
+        .iter()
+        .map(|f| fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    assert!(logs < 16 << 20, "the logs hold {logs} bytes");
+    assert_eq!(
+        fs::read_to_string(dir.join("killed")).unwrap(),
+        "output exceeds the container's disk limit\n"
+    );
+    assert!(c
+        .info()
+        .contains("killed: output exceeds the container's disk limit"));
+    c.destroy();
+}
+
 #[test]
 fn pids_limit_and_the_other_create_settings() {
     let Some(depot) = depot("pids") else {
