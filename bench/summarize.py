@@ -131,8 +131,8 @@ def add(group, label, data, case, ref_case=None, ref_label=""):
 
 ref = "bare fork/exec"
 add("exec round trip", "wsh /bin/true", wsh, "exec_wsh", "exec_bare", ref)
-add("exec round trip", "wsh /bin/true, unconfined container", wsh, "exec_wsh_unconfined", "exec_bare", ref)
-add("confinement", "wsh /bin/true, confined vs unconfined", wsh, "exec_wsh", "exec_wsh_unconfined", "unconfined")
+add("confinement", "wsh /bin/true, confined (interleaved)", wsh, "exec_wsh_confined", "exec_wsh_unconfined", "unconfined")
+add("confinement", "wsh /bin/true, unconfined (interleaved)", wsh, "exec_wsh_unconfined", "exec_wsh_unconfined", "unconfined")
 add("exec round trip", "nsenter /bin/true (same container)", wsh, "exec_nsenter", "exec_bare", ref)
 add("exec round trip", "runc exec /bin/true", wsh, "exec_runc", "exec_bare", ref)
 add("exec round trip", "bare fork/exec /bin/true", wsh, "exec_bare", "exec_bare", ref)

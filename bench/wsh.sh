@@ -1,10 +1,12 @@
 #!/bin/bash
 # Exec round trip and output throughput of wsh, against peers measured in the
 # same run, all on the same busybox rootfs:
-#   exec   wsh /bin/true | the same into an unconfined container
-#          (--allow-nested-warden: no capability cut, no seccomp filter) |
-#          nsenter into the same container | runc exec into a runc container
-#          on the same rootfs | bare fork/exec of /bin/true
+#   exec   wsh /bin/true | nsenter into the same container | runc exec into
+#          a runc container on the same rootfs | bare fork/exec of /bin/true
+#   confinement  wsh /bin/true into the confined container and into an
+#          unconfined one (--allow-nested-warden: no capability cut, no
+#          seccomp filter), in alternating batches so that a drift of the
+#          machine's speed falls on both alike
 #   output dd of N MiB through wsh into a pipe | the same dd into a plain pipe
 #   rss    wshd's RSS with the container idle
 # wsh can beat the plain pipe: it widens the process's stdout pipe to 1 MiB,
@@ -42,7 +44,7 @@ cleanup() {
   if [ -n "$open_handle" ]; then "$bin/wardenctl" destroy "$open_handle" >/dev/null 2>&1 || true; fi
   runc kill "$runc_id" KILL >/dev/null 2>&1 || true
   runc delete -f "$runc_id" >/dev/null 2>&1 || true
-  rm -rf "$WARDEN_DEPOT" "$bundle"
+  rm -rf "$WARDEN_DEPOT" "$bundle" "$WARDEN_DEPOT".pair*.json
 }
 trap cleanup EXIT
 "$bin/wardenctl" setup >/dev/null
@@ -66,10 +68,17 @@ runc exec "$runc_id" /bin/true
 json=$results/wsh-hyperfine.json
 hyperfine -N --warmup 20 --runs "$rounds" --export-json "$json" \
   -n "wsh /bin/true" "$bin/wsh --socket $sock /bin/true" \
-  -n "wsh /bin/true unconfined" "$bin/wsh --socket $open_path/run/wshd.sock /bin/true" \
   -n "nsenter /bin/true" "nsenter -t $pid -m -u -i -n -p -r -w /bin/true" \
   -n "runc exec /bin/true" "runc exec $runc_id /bin/true" \
   -n "bare /bin/true" "/bin/true" >/dev/null
+
+# Confinement's cost: alternating batches of both, pooled.
+pair_batches=${WSH_PAIR_BATCHES:-10}
+for i in $(seq "$pair_batches"); do
+  hyperfine -N --warmup 5 --runs $((rounds / 4 + 1)) --export-json "$WARDEN_DEPOT.pair$i.json" \
+    -n confined "$bin/wsh --socket $sock /bin/true" \
+    -n unconfined "$bin/wsh --socket $open_path/run/wshd.sock /bin/true" >/dev/null
+done
 
 # Throughput: dd of $mib MiB through wsh into a pipe vs into a plain pipe.
 tp() { # command... ; prints microseconds
@@ -92,12 +101,21 @@ csv=$results/wsh.csv
   echo "case,run,value,unit"
   python3 - "$json" <<'PY'
 import json, sys
-names = {"wsh /bin/true": "exec_wsh", "wsh /bin/true unconfined": "exec_wsh_unconfined",
-         "nsenter /bin/true": "exec_nsenter",
+names = {"wsh /bin/true": "exec_wsh", "nsenter /bin/true": "exec_nsenter",
          "runc exec /bin/true": "exec_runc", "bare /bin/true": "exec_bare"}
 for r in json.load(open(sys.argv[1]))["results"]:
     for i, t in enumerate(r["times"], 1):
         print("%s,%d,%.4f,ms" % (names[r["command"]], i, t * 1000))
+PY
+  python3 - "$WARDEN_DEPOT".pair*.json <<'PY'
+import json, sys
+runs = {"confined": [], "unconfined": []}
+for path in sys.argv[1:]:
+    for r in json.load(open(path))["results"]:
+        runs[r["command"]] += r["times"]
+for name, times in runs.items():
+    for i, t in enumerate(times, 1):
+        print("exec_wsh_%s,%d,%.4f,ms" % (name, i, t * 1000))
 PY
   for i in "${!pipe_runs[@]}"; do
     echo "output_plain_pipe_${mib}MiB,$((i + 1)),${pipe_runs[$i]},GB/s"
@@ -118,9 +136,11 @@ for c in wsh nsenter runc bare; do
   [ "$c" != runc ] || label="runc exec"
   printf '%-28s %10s %10s\n' "$label /bin/true" "$m" "$(ratio "$m" "$bare")"
 done
+c=$(median_of exec_wsh_confined)
 u=$(median_of exec_wsh_unconfined)
-printf '%-28s %10s %10s\n' "wsh, unconfined container" "$u" "$(ratio "$u" "$bare")"
-printf '%-28s %10s %10s\n' "confinement's cost" "" "$(ratio "$(median_of exec_wsh)" "$u")"
+printf '%-28s %10s %10s\n' "confinement (interleaved)" "ms" "vs open"
+printf '%-28s %10s %10s\n' "wsh, confined" "$c" "$(ratio "$c" "$u")"
+printf '%-28s %10s %10s\n' "wsh, unconfined" "$u" "1.00"
 printf '%-28s %10s %10s\n' "output ($mib MiB, median)" "GB/s" "vs pipe"
 printf '%-28s %10s %10s\n' "plain pipe" "$pipe" "1.00"
 w=$(median_of "output_wsh_${mib}MiB")
