@@ -15,7 +15,7 @@
 //!
 //! With a disk image (create --disk-limit) the logs are also paid for in
 //! the image (see `DiskCharge`), so they count against the container's
-//! disk limit.
+//! disk limit; what no longer fits there is dropped, not kept.
 //!
 //! What is kept counts; discarded output (`spawn --discard-output`) costs
 //! the host nothing and is not counted, as in Warden. The count is the size
@@ -103,70 +103,62 @@ impl Budget {
     }
 }
 
-/// Why a job's output stopped being kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Overflow {
-    /// Past the container's job_output_limit.
-    Limit(u64),
-    /// Its disk image (create --disk-limit) had no room left for it.
-    Disk,
+/// The reason a job was killed, as `jobs/N/killed` holds it.
+fn reason(limit: u64) -> String {
+    format!("output limit of {limit} bytes exceeded")
 }
 
-/// The reason a job was killed, as `jobs/N/killed` holds it.
-fn reason(why: Overflow) -> String {
-    match why {
-        Overflow::Limit(limit) => format!("output limit of {limit} bytes exceeded"),
-        Overflow::Disk => "output exceeds the container's disk limit".to_string(),
-    }
+/// What the container's event says when a job's output no longer fits its
+/// disk image.
+fn dropped_event(job: &str) -> String {
+    format!("job {job}: output dropped, the container's disk limit is reached")
 }
 
 /// A container with a disk image pays for its jobs' logs there: the logs
 /// live outside the image (host helpers hold them open, which would keep
 /// the image from being unmounted at destroy), so as many bytes as the logs
-/// keep are allocated in a file of the image, outside the container's view
-/// (`tmp/disk/job-output/N`, next to its rootfs/ and work/). What the logs
-/// hold is then space the container cannot use, and a full image stops the
-/// job's output as its limit would.
+/// keep are allocated in `tmp/disk/job-output`, a file of the image outside
+/// the container's view (skeleton/disk.sh makes it with the image, so no
+/// inode is needed later). What the logs hold is then space the container
+/// cannot use; output that no longer fits is dropped, as a full disk drops
+/// a write, and the job goes on (it may be the one freeing space).
 struct DiskCharge {
     path: PathBuf,
-    charged: u64,
 }
 
 impl DiskCharge {
-    fn open(instance: &Instance, dir: &Path) -> Result<Option<DiskCharge>> {
-        if !crate::disk::has_image(instance) {
-            return Ok(None);
-        }
-        let charges = instance.path.join("tmp/disk/job-output");
-        crate::container::create_private_dir(&charges)?;
-        let path = charges.join(dir.file_name().unwrap_or_default());
-        let charged = open_private(&path, true)?
-            .metadata()
-            .map(|m| m.len())
-            .unwrap_or(0);
-        Ok(Some(DiskCharge { path, charged }))
+    fn open(instance: &Instance) -> Option<DiskCharge> {
+        crate::disk::has_image(instance).then(|| DiskCharge {
+            path: instance.path.join("tmp/disk/job-output"),
+        })
     }
 
-    /// Allocate `n` more bytes; false when the image is full. The file is
-    /// opened for each charge and closed at once: held open, it would keep
+    /// Allocate `n` more bytes; false when the image has no room for them.
+    /// Opened for each charge and closed at once: held open, it would keep
     /// destroy from unmounting the image while the recorder finishes.
-    fn charge(&mut self, n: usize) -> bool {
-        let Ok(file) = File::options().write(true).open(&self.path) else {
-            // The image is gone (the container is being destroyed): there
-            // is nothing left to charge.
-            return true;
+    fn charge(&self, n: usize) -> bool {
+        match self.try_charge(n) {
+            Ok(()) => true,
+            Err(e) => !matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+        }
+    }
+
+    fn try_charge(&self, n: usize) -> io::Result<()> {
+        // Missing: the image is gone (a destroy) or predates the file.
+        let file = match fs::OpenOptions::new().write(true).open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
         };
-        let full = nix::fcntl::fallocate(
+        // At the end as it is now: recorders of several jobs share it.
+        let end = file.metadata()?.len();
+        nix::fcntl::fallocate(
             file.as_raw_fd(),
             nix::fcntl::FallocateFlags::empty(),
-            self.charged as libc::off_t,
+            end as libc::off_t,
             n as libc::off_t,
         )
-        .is_err_and(|e| matches!(e, nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT));
-        if !full {
-            self.charged += n as u64;
-        }
-        !full
+        .map_err(io::Error::from)
     }
 }
 
@@ -184,8 +176,8 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
         .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
         .sum();
     let mut budget = Budget::new(limit, kept, dir.join("killed").exists());
-    let mut disk = DiskCharge::open(instance, dir)?;
-    let mut overflow = None;
+    let disk = DiskCharge::open(instance);
+    let mut disk_full = false;
     let mut child = link
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -235,17 +227,15 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
                 }
             };
             let mut keep = budget.take(n);
-            if budget.exceeded() && overflow.is_none() {
-                overflow = Some(Overflow::Limit(limit));
-            }
-            if keep > 0 && overflow != Some(Overflow::Disk) {
-                if let Some(d) = disk.as_mut() {
-                    if !d.charge(keep) {
-                        keep = 0;
-                        overflow = Some(Overflow::Disk);
+            if keep > 0 && !disk_full {
+                if let Some(d) = &disk {
+                    disk_full = !d.charge(keep);
+                    if disk_full {
+                        note_dropped(instance, dir);
                     }
                 }
-            } else if overflow == Some(Overflow::Disk) {
+            }
+            if disk_full {
                 keep = 0;
             }
             if keep > 0 && !write_failed[i] {
@@ -256,8 +246,8 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
                     eprintln!("wardenctl: append to the log of {}: {e}", dir.display());
                 }
             }
-            if let (Some(why), None) = (overflow, &killer) {
-                mark_killed(instance, dir, why);
+            if budget.exceeded() && killer.is_none() {
+                mark_killed(instance, dir, limit);
                 killer = Some(start_killer(instance, dir));
             }
         }
@@ -302,8 +292,15 @@ fn wait_readable(pipes: &[Option<File>; 2]) -> Result<Vec<usize>> {
 
 /// `jobs/N/killed` and the container's event, before the kill, so that
 /// whoever sees the job end can also see why.
-fn mark_killed(instance: &Instance, dir: &Path, why: Overflow) {
-    let why = reason(why);
+fn note_dropped(instance: &Instance, dir: &Path) {
+    let job = dir.file_name().unwrap_or_default().to_string_lossy();
+    if let Err(e) = crate::oom::record_event(instance, &dropped_event(&job)) {
+        eprintln!("wardenctl: {e}");
+    }
+}
+
+fn mark_killed(instance: &Instance, dir: &Path, limit: u64) {
+    let why = reason(limit);
     if let Err(e) = write_atomic(&dir.join("killed"), format!("{why}\n").as_bytes()) {
         eprintln!("wardenctl: {e}");
     }
@@ -479,13 +476,10 @@ mod tests {
 
     #[test]
     fn reasons_name_the_limit() {
+        assert_eq!(reason(10485760), "output limit of 10485760 bytes exceeded");
         assert_eq!(
-            reason(Overflow::Limit(10485760)),
-            "output limit of 10485760 bytes exceeded"
-        );
-        assert_eq!(
-            reason(Overflow::Disk),
-            "output exceeds the container's disk limit"
+            dropped_event("3"),
+            "job 3: output dropped, the container's disk limit is reached"
         );
     }
 }

@@ -97,6 +97,9 @@ setup() {
     sleep 0.05
   done
   mkdir "$mnt/rootfs" "$mnt/work"
+  # The jobs' logs are charged here (orchestrator/src/output.rs): made now,
+  # so a container out of inodes still pays for its output in blocks.
+  (umask 077 && : > "$mnt/job-output")
   # The upper layer setup.sh wrote (etc files, vcap's home) moves in.
   cp -a tmp/rootfs/. "$mnt/rootfs/"
   rm -rf tmp/rootfs tmp/work

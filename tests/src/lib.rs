@@ -1,7 +1,8 @@
 //! Shared helpers for the black-box tests: where the binaries and the test
 //! rootfs are ([`paths`]), a throw-away container run by the real wshd
 //! ([`container`]), and a raw wsh-protocol client for requests the real wsh
-//! would never send ([`client`]).
+//! would never send ([`client`]), and network namespaces of the test's own
+//! ([`netns`]).
 #![deny(unsafe_code)]
 
 pub mod client;
@@ -9,6 +10,7 @@ pub mod client;
 pub mod container;
 pub mod ctl;
 pub mod iomux_job;
+pub mod netns;
 pub mod paths;
 pub mod torture;
 

@@ -20,6 +20,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use tests::ctl::*;
+use tests::netns::TestNetns;
 
 /// This binary's networks: one /24 per test from 10.254.4.0/24 to
 /// 10.254.15.0/24, between the default pool (10.254.0.0/22) and
@@ -113,39 +114,44 @@ fn py_in_container(pid: &str, who: As, script: &str, args: &[&str]) -> Output {
 /// /30 (.253 on the host end, .254 inside, routed through the host), and
 /// the servers the test runs in it. All removed on drop.
 struct Netns {
-    name: String,
-    host_dev: String,
-    host_ip: String,
-    ip: String,
-    servers: Vec<Child>,
+    // Fields drop in order: the servers before their namespace.
+    servers: Servers,
+    ns: TestNetns,
+}
+
+/// The servers a test runs in its namespace, killed on drop.
+#[derive(Default)]
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Netns {
+    type Target = TestNetns;
+    fn deref(&self) -> &TestNetns {
+        &self.ns
+    }
 }
 
 impl Netns {
     fn new(depot: &TestDepot, tag: char) -> Self {
         let pid = std::process::id();
         let base = depot.pool.trim_end_matches(".0/24");
-        let ns = Netns {
-            name: format!("wcn-{tag}-{pid}"),
-            host_dev: format!("wcn{tag}{}", pid % 100000),
-            host_ip: format!("{base}.253"),
-            ip: format!("{base}.254"),
-            servers: Vec::new(),
-        };
-        sh(&format!(
-            "ip netns add {name}\n\
-             ip link add {dev} type veth peer name eth0 netns {name}\n\
-             ip addr add {host}/30 dev {dev}\n\
-             ip link set {dev} up\n\
-             ip -n {name} addr add {ip}/30 dev eth0\n\
-             ip -n {name} link set eth0 up\n\
-             ip -n {name} link set lo up\n\
-             ip -n {name} route add default via {host}",
-            name = ns.name,
-            dev = ns.host_dev,
-            host = ns.host_ip,
-            ip = ns.ip,
-        ));
-        ns
+        Netns {
+            ns: TestNetns::new(
+                &format!("wcn-{tag}-{pid}"),
+                &format!("wcn{tag}{}", pid % 100000),
+                &format!("{base}.253"),
+                &format!("{base}.254"),
+            ),
+            servers: Servers::default(),
+        }
     }
 
     /// A server in the namespace on its address and PORT (tcp or udp): it
@@ -168,37 +174,15 @@ impl Netns {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        self.servers.push(child);
+        self.servers.0.push(child);
         assert_eq!(line, "ready\n", "the {proto} server on port {port}");
     }
 
-    /// Removes it and checks nothing of it is left.
+    /// Stops its servers, removes it and checks nothing of it is left.
     fn remove(self) {
-        let (name, dev) = (self.name.clone(), self.host_dev.clone());
-        drop(self);
-        assert!(
-            !run_text("ip", &["netns", "list"]).contains(&name),
-            "netns {name} is left"
-        );
-        assert!(
-            !Path::new(&format!("/sys/class/net/{dev}")).exists(),
-            "{dev} is left"
-        );
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for child in &mut self.servers {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_dev])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let Netns { servers, ns } = self;
+        drop(servers);
+        ns.remove();
     }
 }
 

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::ctl::*;
+use tests::netns::TestNetns;
 
 /// This binary's networks: 10.254.192.0/18, away from wardenctl.rs's.
 fn depot(test: &str) -> Option<TestDepot> {
@@ -617,50 +618,6 @@ fn net_out_opens_only_what_it_names() {
     b.destroy();
 }
 
-/// A network namespace with a veth to the host: HOST_ADDR on the host end,
-/// NS_ADDR inside. Removed on drop.
-struct TestNetns {
-    name: String,
-    host_dev: String,
-}
-
-impl TestNetns {
-    fn new(tag: &str, host_addr: &str, ns_addr: &str) -> Self {
-        let name = format!("wlt-{tag}-{}", std::process::id());
-        let host_dev = format!("wlt{}", std::process::id() % 100000);
-        let ns = TestNetns {
-            name: name.clone(),
-            host_dev: host_dev.clone(),
-        };
-        let sh = |script: &str| {
-            let out = Command::new("sh").args(["-ec", script]).output().unwrap();
-            assert_ok(&out, script);
-        };
-        sh(&format!(
-            "ip netns add {name}\n\
-             ip link add {host_dev} type veth peer name eth0 netns {name}\n\
-             ip addr add {host_addr}/30 dev {host_dev}\n\
-             ip link set {host_dev} up\n\
-             ip -n {name} addr add {ns_addr}/30 dev eth0\n\
-             ip -n {name} link set eth0 up\n\
-             ip -n {name} link set lo up\n\
-             ip -n {name} route add default via {host_addr}"
-        ));
-        ns
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_dev])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
 #[test]
 fn net_in_forwards_a_host_port() {
     let Some(depot) = depot("netin") else {
@@ -669,7 +626,13 @@ fn net_in_forwards_a_host_port() {
     let c = depot.create("srv", &[]);
     // A /30 of this depot's pool that no container got (the pool's last).
     let base = depot.pool.trim_end_matches(".0/24").to_string();
-    let netns = TestNetns::new("in", &format!("{base}.253"), &format!("{base}.254"));
+    let pid = std::process::id();
+    let netns = TestNetns::new(
+        &format!("wlt-in-{pid}"),
+        &format!("wlt{}", pid % 100000),
+        &format!("{base}.253"),
+        &format!("{base}.254"),
+    );
 
     c.spawn("while :; do echo hello-from-container | nc -l -p 8080; done");
     wait_listening(&c, 8080);
