@@ -145,12 +145,18 @@ fn fit_shm_to_memory(instance: &Instance, limit: u64) -> Result<()> {
     // The mount's own flags are restated: a remount replaces them.
     let flags = libc::MS_NOSUID | libc::MS_NODEV;
     match crate::process::remount_in(pid, "/dev/shm", flags, &format!("size={size}")) {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         // Already holding more than the new size (tmpfs refuses to shrink
-        // below its use): it keeps its size, and the memory limit stands.
-        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-        Err(e) => Err(e),
+        // below its use): it keeps its size.
+        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {}
+        // The memory limit is in force either way; /dev/shm only keeps its
+        // size (its mount point replaced from inside, say).
+        Err(e) => eprintln!(
+            "wardenctl: /dev/shm of {} keeps its size: {e}",
+            instance.handle
+        ),
     }
+    Ok(())
 }
 
 /// Sets (when given) and returns the cpu shares (v1 cpu.shares; on v2 the

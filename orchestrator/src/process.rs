@@ -74,7 +74,16 @@ pub fn remount_in(pid: i32, target: &str, flags: libc::c_ulong, options: &str) -
     let pid = unsafe {
         let child = libc::fork();
         if child == 0 {
+            // The target must be the directory itself, never a symlink
+            // container root could have put there to aim the remount at
+            // another mount (a bind mount from the host, say).
+            let mut st: libc::stat = std::mem::zeroed();
             let failed = libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) != 0
+                || libc::lstat(target_c.as_ptr(), &mut st) != 0
+                || (st.st_mode & libc::S_IFMT != libc::S_IFDIR && {
+                    *libc::__errno_location() = libc::ENOTDIR;
+                    true
+                })
                 || libc::mount(
                     std::ptr::null(),
                     target_c.as_ptr(),

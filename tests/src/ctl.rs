@@ -70,12 +70,37 @@ impl TestDepot {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(self.bin.join("wardenctl"));
+        self.with_env(&mut c);
+        c
+    }
+
+    /// The environment a wardenctl of this depot runs with, for commands
+    /// that start it through another program (sh, unshare).
+    pub fn with_env<'c>(&self, c: &'c mut Command) -> &'c mut Command {
         c.env("WARDEN_DEPOT", &self.dir)
             .env("WARDEN_BIN_DIR", &self.bin)
             .env_remove("WARDEN_POOL_NETWORK")
             .env_remove("WARDEN_ROOTFS")
-            .stdin(Stdio::null());
-        c
+            .stdin(Stdio::null())
+    }
+
+    /// `create` with this depot's pool and the busybox rootfs, then EXTRA.
+    pub fn create_args(&self, handle: &str, extra: &[&str]) -> Vec<String> {
+        let rootfs = paths::rootfs();
+        let mut args: Vec<String> = [
+            "create",
+            "--handle",
+            handle,
+            "--pool-network",
+            &self.pool,
+            "--rootfs",
+            &rootfs.to_string_lossy(),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
     }
 
     pub fn ctl(&self, args: &[&str]) -> Output {
@@ -87,18 +112,11 @@ impl TestDepot {
 
     /// `wardenctl create` with this depot's pool and the busybox rootfs.
     pub fn create(&self, handle: &str, extra: &[&str]) -> Container<'_> {
-        let rootfs = paths::rootfs();
-        let mut args = vec![
-            "create",
-            "--handle",
-            handle,
-            "--pool-network",
-            &self.pool,
-            "--rootfs",
-            rootfs.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let out = self.ctl(&args);
+        let out = self
+            .command()
+            .args(self.create_args(handle, extra))
+            .output()
+            .expect("running wardenctl");
         assert_ok(&out, "wardenctl create");
         assert_eq!(stdout(&out), format!("{handle}\n"));
         let info = self.ctl(&["info", handle, "--json"]);
@@ -332,4 +350,35 @@ pub fn live_pids() -> Vec<u32> {
                 .is_some_and(|state| state != 'Z' && state != 'X')
         })
         .collect()
+}
+
+/// `echo | nc IP PORT` from C (busybox nc, bounded by timeout 10): nc's
+/// exit code, how long it took in seconds, and the job's stderr.
+pub fn nc_attempt(c: &Container<'_>, ip: &str, port: u16) -> (i32, f64, String) {
+    let out = c.run(&[
+        "sh",
+        "-c",
+        &format!(
+            "read a _ < /proc/uptime; echo hello | timeout 10 nc {ip} {port}; rc=$?; \
+             read b _ < /proc/uptime; echo \"$rc $a $b\""
+        ),
+    ]);
+    assert_ok(&out, "the nc script");
+    let text = stdout(&out);
+    let last: Vec<&str> = text.lines().last().unwrap().split(' ').collect();
+    let secs = last[2].parse::<f64>().unwrap() - last[1].parse::<f64>().unwrap();
+    (last[0].parse().unwrap(), secs, stderr(&out))
+}
+
+/// A tcp connection from C to IP:PORT is refused, and at once: a reset,
+/// not a drop that leaves the client waiting (2 s is a bound against a
+/// hang, not a speed test).
+pub fn assert_refused_at_once(c: &Container<'_>, ip: &str, port: u16, what: &str) {
+    let (rc, secs, err) = nc_attempt(c, ip, port);
+    assert_eq!(rc, 1, "{what}: nc exited {rc} after {secs:.2} s: {err}");
+    assert!(
+        err.contains("Connection refused"),
+        "{what}: not refused: {err}"
+    );
+    assert!(secs < 2.0, "{what}: refused only after {secs:.2} s");
 }

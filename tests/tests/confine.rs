@@ -262,17 +262,8 @@ fn wshd_socket_is_private_whatever_the_umask() {
     let Some(depot) = depot("umask") else {
         return;
     };
-    let rootfs = paths::rootfs();
     let mut cmd = depot.command();
-    cmd.args([
-        "create",
-        "--handle",
-        "umask",
-        "--pool-network",
-        &depot.pool,
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-    ]);
+    cmd.args(depot.create_args("umask", &[]));
     // SAFETY: umask is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {

@@ -27,17 +27,15 @@ fn depot(test: &str) -> Option<TestDepot> {
 }
 
 /// `wardenctl ARGS` under umask 000, as a careless caller would run it.
-fn ctl_umask0(depot: &TestDepot, args: &[&str]) -> Output {
-    Command::new("/bin/sh")
-        .arg("-c")
-        .arg("umask 000; exec \"$0\" \"$@\"")
-        .arg(depot.bin.join("wardenctl"))
-        .args(args)
-        .env("WARDEN_DEPOT", &depot.dir)
-        .env("WARDEN_BIN_DIR", &depot.bin)
-        .env_remove("WARDEN_POOL_NETWORK")
-        .env_remove("WARDEN_ROOTFS")
-        .stdin(Stdio::null())
+fn ctl_umask0<S: AsRef<std::ffi::OsStr>>(depot: &TestDepot, args: &[S]) -> Output {
+    depot
+        .with_env(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg("umask 000; exec \"$0\" \"$@\"")
+                .arg(depot.bin.join("wardenctl"))
+                .args(args),
+        )
         .output()
         .expect("running wardenctl under umask 000")
 }
@@ -50,21 +48,15 @@ fn create_with<'a>(
     extra: &[&str],
     umask0: bool,
 ) -> Container<'a> {
-    let rootfs = paths::rootfs();
-    let mut args = vec![
-        "create",
-        "--handle",
-        handle,
-        "--pool-network",
-        &depot.pool,
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
+    let args = depot.create_args(handle, extra);
     let out = if umask0 {
         ctl_umask0(depot, &args)
     } else {
-        depot.ctl(&args)
+        depot
+            .command()
+            .args(&args)
+            .output()
+            .expect("running wardenctl")
     };
     assert_ok(&out, "wardenctl create");
     let info = depot.ctl(&["info", handle, "--json"]);

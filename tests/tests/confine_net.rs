@@ -302,38 +302,6 @@ except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)))
 ";
 
-/// `echo hello | timeout 10 nc IP PORT` in the container as vcap: nc's exit
-/// code, the seconds the attempt took (measured inside, /proc/uptime) and
-/// nc's stderr.
-fn nc_attempt(c: &Container<'_>, ip: &str, port: u16) -> (i32, f64, String) {
-    let out = c.run(&[
-        "sh",
-        "-c",
-        &format!(
-            "read a _ < /proc/uptime; echo hello | timeout 10 nc {ip} {port}; rc=$?; \
-             read b _ < /proc/uptime; echo \"$rc $a $b\""
-        ),
-    ]);
-    assert_ok(&out, "the nc script");
-    let text = stdout(&out);
-    let last: Vec<&str> = text.lines().last().unwrap().split(' ').collect();
-    let secs = last[2].parse::<f64>().unwrap() - last[1].parse::<f64>().unwrap();
-    (last[0].parse().unwrap(), secs, stderr(&out))
-}
-
-/// A tcp connection from C to IP:PORT is refused, and at once: a reset,
-/// not a drop that leaves the client waiting (2 s is a bound against a
-/// hang, not a speed test).
-fn assert_refused_at_once(c: &Container<'_>, ip: &str, port: u16, what: &str) {
-    let (rc, secs, err) = nc_attempt(c, ip, port);
-    assert_eq!(rc, 1, "{what}: nc exited {rc} after {secs:.2} s: {err}");
-    assert!(
-        err.contains("Connection refused"),
-        "{what}: not refused: {err}"
-    );
-    assert!(secs < 2.0, "{what}: refused only after {secs:.2} s");
-}
-
 /// A udp datagram from C's namespace to IP:PORT is answered at once with an
 /// icmp port unreachable.
 fn assert_udp_refused_at_once(pid: &str, ip: &str, port: u16, what: &str) {

@@ -60,27 +60,16 @@ fn resolv_conf_without_trailing_newline() {
     let data = depot.data("resolv");
     let file = data.join("resolv.conf");
     fs::write(&file, "search example.test\nnameserver 127.0.0.53").unwrap();
-    let rootfs = tests::paths::rootfs();
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/resolv.conf && shift && exec "$@""#)
-        .arg("sh")
-        .arg(&file)
-        .arg(depot.bin.join("wardenctl"))
-        .args([
-            "create",
-            "--handle",
-            "resolv",
-            "--pool-network",
-            &depot.pool,
-        ])
-        .arg("--rootfs")
-        .arg(&rootfs)
-        .env("WARDEN_DEPOT", &depot.dir)
-        .env("WARDEN_BIN_DIR", &depot.bin)
-        .env_remove("WARDEN_POOL_NETWORK")
-        .env_remove("WARDEN_ROOTFS")
-        .stdin(Stdio::null())
+    let out = depot
+        .with_env(
+            Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount --bind "$1" /etc/resolv.conf && shift && exec "$@""#)
+                .arg("sh")
+                .arg(&file)
+                .arg(depot.bin.join("wardenctl"))
+                .args(depot.create_args("resolv", &[])),
+        )
         .output()
         .expect("running unshare");
     assert_ok(&out, "wardenctl create in a mount namespace of its own");
