@@ -2,7 +2,7 @@
 # Install the Debian packages the build, the demo and the tests need.
 # Idempotent; does nothing when everything is already there.
 set -eu
-packages="busybox-static iptables iproute2 rsync e2fsprogs util-linux procps psmisc kmod make gcc g++ file python3"
+packages="busybox-static iptables iproute2 rsync e2fsprogs util-linux procps psmisc kmod make gcc g++ file python3 protobuf-compiler python3-protobuf"
 missing=""
 for p in $packages; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
