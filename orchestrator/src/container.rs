@@ -1,51 +1,26 @@
-//! One container: its directory in the depot, its state, and the commands
-//! that run its scripts (create, stop, destroy, info, copy, net-in).
+//! The container commands: create, stop, destroy, info, copy, net-in; each
+//! runs the container's scripts on an [`Instance`] of the depot.
 
-use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::fcntl::{Flock, FlockArg};
-
-use crate::config::{shell_quote, Config};
+use crate::config::shell_quote;
 use crate::depot::{self, Depot};
 use crate::disk;
 use crate::errors::{Error, Result};
+pub use crate::instance::{
+    Instance, State, DEFAULT_JOB_OUTPUT_LIMIT, DEFAULT_PIDS_LIMIT, DEFAULT_SHM_SIZE, MAX_PIDS_LIMIT,
+};
+use crate::instance::open_private;
 use crate::jobs;
 use crate::network::Ipv4Net;
 use crate::process;
 use crate::scripts::{self, Paths};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Directory made, not (yet) started: a create in progress, or one that
-    /// was killed before it could finish or undo.
-    Born,
-    Active,
-    Stopped,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Born => "born",
-            State::Active => "active",
-            State::Stopped => "stopped",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// `SRC:DST[:ro|rw]`, read-only unless `rw` is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,16 +60,6 @@ impl FromStr for BindMount {
     }
 }
 
-/// Warden's job_output_limit: bytes of output (stdout and stderr together)
-/// a job may leave on the host before it is killed.
-pub const DEFAULT_JOB_OUTPUT_LIMIT: u64 = 10 << 20;
-/// pids.max of a container's group: enough for any service, not for a fork
-/// bomb to starve the host.
-pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
-/// The kernel's PID_MAX_LIMIT: pids.max refuses more.
-pub const MAX_PIDS_LIMIT: u64 = 1 << 22;
-/// Size of the container's /dev/shm.
-pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -119,189 +84,9 @@ pub struct CreateOptions {
     /// Nameservers for the container's /etc/resolv.conf (none: the host's,
     /// a loopback one replaced by the host's veth address).
     pub dns_servers: Vec<Ipv4Addr>,
-}
-
-/// A container directory of the depot.
-#[derive(Debug, Clone)]
-pub struct Instance {
-    pub handle: String,
-    pub path: PathBuf,
-}
-
-/// An flock on the instance directory itself: shared for commands that only
-/// need the container to stay (spawn, copy), exclusive for those that change
-/// its state (stop, destroy).
-pub struct InstanceLock {
-    _lock: Flock<File>,
-}
-
-impl Instance {
-    pub fn open(depot: &Depot, handle: &str) -> Result<Self> {
-        let path = depot.existing(handle)?;
-        Ok(Instance {
-            handle: handle.to_string(),
-            path,
-        })
-    }
-
-    pub fn lock(&self, exclusive: bool) -> Result<InstanceLock> {
-        let dir = File::open(&self.path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::UnknownHandle(self.handle.clone())
-            } else {
-                Error::io(format!("open {}", self.path.display()))(e)
-            }
-        })?;
-        let arg = if exclusive {
-            FlockArg::LockExclusive
-        } else {
-            FlockArg::LockShared
-        };
-        let lock = Flock::lock(dir, arg).map_err(|(_, errno)| Error::Io {
-            context: format!("flock {}", self.path.display()),
-            source: errno.into(),
-        })?;
-        // Destroyed while we waited for the lock.
-        if !self.path.is_dir() {
-            return Err(Error::UnknownHandle(self.handle.clone()));
-        }
-        Ok(InstanceLock { _lock: lock })
-    }
-
-    pub fn config(&self) -> Result<Config> {
-        Config::read(&self.path.join("etc/config"))
-    }
-
-    pub fn state(&self) -> State {
-        match fs::read_to_string(self.path.join("etc/state"))
-            .as_deref()
-            .map(str::trim)
-        {
-            Ok("active") => State::Active,
-            Ok("stopped") => State::Stopped,
-            _ => State::Born,
-        }
-    }
-
-    pub fn set_state(&self, state: State) -> Result<()> {
-        write_atomic(
-            &self.path.join("etc/state"),
-            format!("{state}\n").as_bytes(),
-        )
-    }
-
-    pub fn require_state(&self, command: &'static str, allowed: &[State]) -> Result<State> {
-        let state = self.state();
-        if allowed.contains(&state) {
-            return Ok(state);
-        }
-        let needed = if allowed == [State::Active] {
-            "active"
-        } else {
-            "active or stopped"
-        };
-        Err(Error::WrongState {
-            handle: self.handle.clone(),
-            state: state.to_string(),
-            command,
-            needed,
-        })
-    }
-
-    pub fn wsh(&self) -> PathBuf {
-        self.path.join("bin/wsh")
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.path.join("run/wshd.sock")
-    }
-
-    pub fn script(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-
-    pub fn events(&self) -> Vec<String> {
-        let mut events: Vec<String> = fs::read_to_string(self.path.join("etc/events"))
-            .map(|s| s.lines().map(str::to_string).collect())
-            .unwrap_or_default();
-        if let Ok(config) = self.config() {
-            if let Some(id) = config.id() {
-                if oom_killed(id) && !events.iter().any(|e| e == "out of memory") {
-                    events.push("out of memory".to_string());
-                }
-            }
-        }
-        events
-    }
-}
-
-/// Whether the kernel OOM-killed a process of the container's memory group.
-fn oom_killed(id: &str) -> bool {
-    let candidates = [
-        format!("/sys/fs/cgroup/memory/instance-{id}/memory.oom_control"),
-        format!("/sys/fs/cgroup/instance-{id}/memory.events"),
-    ];
-    candidates.iter().any(|path| {
-        fs::read_to_string(path)
-            .map(|text| {
-                text.lines().any(|line| {
-                    let mut words = line.split_whitespace();
-                    words.next() == Some("oom_kill")
-                        && words
-                            .next()
-                            .and_then(|n| n.parse::<u64>().ok())
-                            .unwrap_or(0)
-                            > 0
-                })
-            })
-            .unwrap_or(false)
-    })
-}
-
-/// Mode of every file wardenctl keeps on the host (state, job scripts and
-/// output, logs): they are root's alone, whatever the caller's umask.
-pub const PRIVATE_FILE: u32 = 0o600;
-/// Mode of the directories holding them.
-pub const PRIVATE_DIR: u32 = 0o700;
-
-/// Opens `path` for writing with mode [`PRIVATE_FILE`], created when
-/// missing, truncated unless `append`. The mode is set again on the open
-/// file: a file left by an earlier writer keeps whatever mode it had.
-pub fn open_private(path: &Path, append: bool) -> Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(append)
-        .truncate(!append)
-        .mode(PRIVATE_FILE)
-        .open(path)
-        .map_err(Error::io(format!("open {}", path.display())))?;
-    file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE))
-        .map_err(Error::io(format!("chmod {}", path.display())))?;
-    Ok(file)
-}
-
-/// Makes `path` a directory of mode [`PRIVATE_DIR`] (an existing one is
-/// made so too); false when it existed.
-pub fn create_private_dir(path: &Path) -> Result<bool> {
-    use std::os::unix::fs::DirBuilderExt;
-    let created = match fs::DirBuilder::new().mode(PRIVATE_DIR).create(path) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(Error::io(format!("create {}", path.display()))(e)),
-    };
-    // mkdir's mode went through the umask.
-    fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_DIR))
-        .map_err(Error::io(format!("chmod {}", path.display())))?;
-    Ok(created)
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    open_private(&tmp, false)?
-        .write_all(bytes)
-        .map_err(Error::io(format!("write {}", tmp.display())))?;
-    fs::rename(&tmp, path).map_err(Error::io(format!("rename {}", tmp.display())))
+    /// Seconds a server may leave the container unreferenced before it
+    /// destroys it, kept in etc/grace_time (none: never).
+    pub grace_time: Option<u32>,
 }
 
 /// Creates and starts a container; returns its handle. A failure at any step
@@ -394,7 +179,17 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
         // network and uid while setup.sh has not yet recorded them.
         scripts::run_locked(&paths.root_script("create.sh"), &[&path], &env, &lock)?;
         let instance = Instance { handle, path };
-        if let Err(e) = instance.set_state(State::Born) {
+        // Still under the depot lock, so that whoever finds a container
+        // born without a live creator (see `abandoned`) knows it will
+        // never be finished.
+        let recorded = instance
+            .record_creator()
+            .and_then(|()| match opts.grace_time {
+                Some(seconds) => instance.set_grace_time(seconds),
+                None => Ok(()),
+            })
+            .and_then(|()| instance.set_state(State::Born));
+        if let Err(e) = recorded {
             undo(paths, &instance);
             return Err(e);
         }
@@ -530,6 +325,21 @@ pub fn destroy(depot: &Depot, paths: &Paths, handle: &str) -> Result<()> {
     jobs::reap(&instance);
     scripts::run(&paths.root_script("destroy.sh"), &[&instance.path], &[])?;
     Ok(())
+}
+
+/// Containers whose create will never finish: born, and the process that
+/// made them is gone (killed mid-create). Looked at under the depot lock,
+/// which every create holds until its creator is on record.
+pub fn abandoned(depot: &Depot) -> Result<Vec<String>> {
+    let _lock = depot.lock()?;
+    let mut found = Vec::new();
+    for handle in depot.handles()? {
+        let instance = Instance::open(depot, &handle)?;
+        if instance.state() == State::Born && !instance.creator_alive() {
+            found.push(handle);
+        }
+    }
+    Ok(found)
 }
 
 pub fn list(depot: &Depot) -> Result<Vec<String>> {
@@ -908,28 +718,6 @@ pub fn net_in(
     writeln!(file, "{host_port} {container_port}")
         .map_err(Error::io(format!("write {}", ports.display())))?;
     Ok((host_port, container_port))
-}
-
-/// Waits for `done` to hold, polling with a growing interval.
-pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    // Short waits are the common case (a job that ends at once, iomux-spawn
-    // starting): poll tightly for the first 50 ms, then back off.
-    let start = Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        let elapsed = start.elapsed();
-        if elapsed >= timeout {
-            return false;
-        }
-        let delay = if elapsed < Duration::from_millis(50) {
-            Duration::from_millis(1)
-        } else {
-            (elapsed / 8).min(Duration::from_millis(20))
-        };
-        std::thread::sleep(delay);
-    }
 }
 
 #[cfg(test)]

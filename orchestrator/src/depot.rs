@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::net::Ipv4Addr;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -27,6 +28,8 @@ pub const ID_LEN: usize = 11;
 #[derive(Debug, Clone)]
 pub struct Depot {
     root: PathBuf,
+    uids: Range<u32>,
+    ports: RangeInclusive<u16>,
 }
 
 /// Held while allocating; released on drop (or when the process dies and
@@ -56,7 +59,20 @@ impl DepotLock {
 
 impl Depot {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Depot { root: root.into() }
+        Depot {
+            root: root.into(),
+            uids: UID_BASE..UID_BASE + UID_COUNT,
+            ports: PORT_BASE..=PORT_LAST,
+        }
+    }
+
+    /// The same depot with other uid and host port pools (a Warden config's
+    /// user.pool_* and port pool); containers already holding ids outside
+    /// them keep them.
+    pub fn with_pools(mut self, uids: Range<u32>, ports: RangeInclusive<u16>) -> Self {
+        self.uids = uids;
+        self.ports = ports;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -143,7 +159,11 @@ impl Depot {
     /// What the containers of this depot hold, read from their etc/config
     /// (and etc/ports for forwarded host ports).
     pub fn allocated(&self) -> Result<Allocated> {
-        let mut taken = Allocated::default();
+        let mut taken = Allocated {
+            uid_pool: self.uids.clone(),
+            port_pool: self.ports.clone(),
+            ..Allocated::default()
+        };
         for handle in self.handles()? {
             let dir = self.instance_path(&handle);
             taken.ids.insert(handle.clone());
@@ -171,12 +191,27 @@ impl Depot {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Allocated {
     pub ids: BTreeSet<String>,
     pub networks: BTreeSet<Ipv4Net>,
     pub uids: BTreeSet<u32>,
     pub ports: BTreeSet<u16>,
+    uid_pool: Range<u32>,
+    port_pool: RangeInclusive<u16>,
+}
+
+impl Default for Allocated {
+    fn default() -> Self {
+        Allocated {
+            ids: BTreeSet::new(),
+            networks: BTreeSet::new(),
+            uids: BTreeSet::new(),
+            ports: BTreeSet::new(),
+            uid_pool: UID_BASE..UID_BASE + UID_COUNT,
+            port_pool: PORT_BASE..=PORT_LAST,
+        }
+    }
 }
 
 impl Allocated {
@@ -213,13 +248,15 @@ impl Allocated {
     }
 
     pub fn uid(&self) -> Result<u32> {
-        (UID_BASE..UID_BASE + UID_COUNT)
+        self.uid_pool
+            .clone()
             .find(|uid| !self.uids.contains(uid))
             .ok_or_else(|| Error::Exhausted("no free uid left".into()))
     }
 
     pub fn port(&self) -> Result<u16> {
-        (PORT_BASE..=PORT_LAST)
+        self.port_pool
+            .clone()
             .find(|port| !self.ports.contains(port))
             .ok_or_else(|| Error::Exhausted("no free host port left".into()))
     }
@@ -337,7 +374,11 @@ mod tests {
 
     #[test]
     fn pools_skip_what_is_taken() {
-        let mut taken = Allocated::default();
+        let mut taken = Allocated {
+            uid_pool: self.uids.clone(),
+            port_pool: self.ports.clone(),
+            ..Allocated::default()
+        };
         taken.uids.insert(UID_BASE);
         taken.ports.insert(PORT_BASE);
         assert_eq!(taken.uid().unwrap(), UID_BASE + 1);

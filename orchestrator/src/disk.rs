@@ -19,7 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::container::{write_atomic, Instance, State};
+use crate::instance::{write_atomic, Instance, State};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
 use crate::scripts;

@@ -41,7 +41,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::config::shell_quote;
-use crate::container::{
+use crate::instance::{
     create_private_dir, open_private, poll_until, write_atomic, Instance, State,
 };
 use crate::depot::Depot;
@@ -272,7 +272,7 @@ fn start_job(instance: &Instance, dir: &Path, opts: &SpawnOptions) -> Result<()>
 /// Starts `wardenctl __record DIR` in a session of its own.
 fn start_recorder(dir: &Path, discard_output: bool) -> Result<()> {
     let mut recorder =
-        Command::new(std::env::current_exe().map_err(Error::io("locate wardenctl's executable"))?);
+        Command::new(std::env::current_exe().map_err(Error::io("locate the running executable"))?);
     recorder.arg("__record").arg(dir);
     if discard_output || dir.join("discard_output").exists() {
         recorder.arg("--discard-output");
@@ -433,41 +433,104 @@ impl<'a> RecorderWatch<'a> {
     }
 }
 
-/// Waits for the job to end, then writes all its output to ours; returns the
-/// job's exit code.
-pub fn link(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
+/// A finished job's exit code and output, as `link` returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobResult {
+    pub exit_status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Which of a job's output streams a chunk comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamName {
+    Stdout,
+    Stderr,
+}
+
+impl StreamName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamName::Stdout => "stdout",
+            StreamName::Stderr => "stderr",
+        }
+    }
+}
+
+/// Waits for the job to end; returns its exit code and all its output.
+pub fn link_output(depot: &Depot, handle: &str, job: &str) -> Result<JobResult> {
     let instance = Instance::open(depot, handle)?;
     let dir = job_dir(&instance, job)?;
     follow_job(&dir, |ended| ended)?;
-    let code = exit_status(&dir).unwrap_or(255);
-    copy_file_to(&dir.join("stdout.log"), &mut io::stdout().lock())?;
-    copy_file_to(&dir.join("stderr.log"), &mut io::stderr().lock())?;
-    Ok(code)
+    Ok(JobResult {
+        exit_status: exit_status(&dir).unwrap_or(255),
+        stdout: read_log(&dir.join("stdout.log"))?,
+        stderr: read_log(&dir.join("stderr.log"))?,
+    })
 }
 
-fn copy_file_to(path: &Path, out: &mut dyn Write) -> Result<()> {
-    match File::open(path) {
-        Ok(mut file) => {
-            io::copy(&mut file, out).map_err(Error::io(format!("copy {}", path.display())))?;
-            out.flush().map_err(Error::io("flush output"))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(format!("open {}", path.display()))(e)),
+fn read_log(path: &Path) -> Result<Vec<u8>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(format!("read {}", path.display()))(e)),
     }
+}
+
+/// Waits for the job to end, then writes all its output to ours; returns the
+/// job's exit code.
+pub fn link(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
+    let result = link_output(depot, handle, job)?;
+    write_out(&mut io::stdout().lock(), &result.stdout)?;
+    write_out(&mut io::stderr().lock(), &result.stderr)?;
+    Ok(result.exit_status)
+}
+
+fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(Error::io("write the job's output"))
+}
+
+/// Hands the job's output to `sink` as it comes, from the start, in chunks
+/// of at most 64 KiB; returns the job's exit code once it has ended and
+/// everything is out. An error from `sink` (its reader went away) ends the
+/// stream with that error; the job goes on.
+pub fn stream_with(
+    depot: &Depot,
+    handle: &str,
+    job: &str,
+    mut sink: impl FnMut(StreamName, &[u8]) -> io::Result<()>,
+) -> Result<i32> {
+    let instance = Instance::open(depot, handle)?;
+    let dir = job_dir(&instance, job)?;
+    let mut out = Follower::new(dir.join("stdout.log"));
+    let mut err = Follower::new(dir.join("stderr.log"));
+    let mut failed = None;
+    follow_job(&dir, |ended| {
+        let moved = out.pump_to(StreamName::Stdout, &mut sink, &mut failed)
+            | err.pump_to(StreamName::Stderr, &mut sink, &mut failed);
+        failed.is_some() || (ended && !moved)
+    })?;
+    if let Some(e) = failed {
+        return Err(Error::io("stream the job's output")(e));
+    }
+    Ok(exit_status(&dir).unwrap_or(255))
 }
 
 /// Writes the job's output to ours as it comes, from the start; returns the
 /// job's exit code once it has ended and everything is out.
 pub fn stream(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
-    let instance = Instance::open(depot, handle)?;
-    let dir = job_dir(&instance, job)?;
-    let mut out = Follower::new(dir.join("stdout.log"));
-    let mut err = Follower::new(dir.join("stderr.log"));
-    follow_job(&dir, |ended| {
-        let moved = out.pump(&mut io::stdout().lock()) | err.pump(&mut io::stderr().lock());
-        ended && !moved
-    })?;
-    Ok(exit_status(&dir).unwrap_or(255))
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    stream_with(depot, handle, job, |name, bytes| {
+        let mut out: Box<dyn Write> = match name {
+            StreamName::Stdout => Box::new(stdout.lock()),
+            StreamName::Stderr => Box::new(stderr.lock()),
+        };
+        out.write_all(bytes)?;
+        out.flush()
+    })
 }
 
 /// Polls `step(ended)` until it returns true, `ended` telling whether the
@@ -509,7 +572,27 @@ impl Follower {
     }
 
     /// Copies what is new; true when anything was.
+    #[cfg(test)]
     fn pump(&mut self, out: &mut dyn Write) -> bool {
+        let mut failed = None;
+        self.pump_to(
+            StreamName::Stdout,
+            &mut |_, bytes: &[u8]| out.write_all(bytes),
+            &mut failed,
+        )
+    }
+
+    /// Hands what is new to `sink`, chunk by chunk; true when anything was.
+    /// A sink error is kept in `failed` and stops the copy.
+    fn pump_to(
+        &mut self,
+        name: StreamName,
+        sink: &mut impl FnMut(StreamName, &[u8]) -> io::Result<()>,
+        failed: &mut Option<io::Error>,
+    ) -> bool {
+        if failed.is_some() {
+            return false;
+        }
         if self.file.is_none() {
             self.file = File::open(&self.path).ok();
         }
@@ -519,7 +602,7 @@ impl Follower {
         if file.seek(SeekFrom::Start(self.pos)).is_err() {
             return false;
         }
-        let mut buf = [0u8; 65536];
+        let mut buf = vec![0u8; 65536];
         let mut moved = false;
         loop {
             match file.read(&mut buf) {
@@ -527,13 +610,13 @@ impl Follower {
                 Ok(n) => {
                     self.pos += n as u64;
                     moved = true;
-                    if out.write_all(&buf[..n]).is_err() {
+                    if let Err(e) = sink(name, &buf[..n]) {
+                        *failed = Some(e);
                         break;
                     }
                 }
             }
         }
-        let _ = out.flush();
         moved
     }
 }

@@ -9,6 +9,8 @@ pub mod container;
 pub mod depot;
 pub mod disk;
 pub mod errors;
+pub mod instance;
+pub mod internal;
 pub mod jobs;
 pub mod limits;
 pub mod netrules;
@@ -19,7 +21,8 @@ pub mod output;
 pub mod process;
 pub mod scripts;
 
-pub use container::{BindMount, CreateOptions, Info, Instance, State, StopOptions};
+pub use container::{BindMount, CreateOptions, Info, StopOptions};
+pub use instance::{Instance, State};
 pub use depot::Depot;
 pub use errors::{Error, Result};
 pub use jobs::SpawnOptions;

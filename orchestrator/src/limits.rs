@@ -8,7 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::container::{Instance, State};
+use crate::instance::{Instance, State};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
 use crate::netrules::NetOut;
@@ -134,7 +134,7 @@ fn fit_shm_to_memory(instance: &Instance, limit: u64) -> Result<()> {
     let configured = config
         .get("container_shm_size")
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(crate::container::DEFAULT_SHM_SIZE);
+        .unwrap_or(crate::instance::DEFAULT_SHM_SIZE);
     let Some(pid) = crate::process::read_pid(&instance.path.join("run/wshd.pid")) else {
         return Err(Error::Tool(format!(
             "{}: no run/wshd.pid to size /dev/shm by",

@@ -239,16 +239,6 @@ enum Cmd {
     Ping,
     /// Prints MSG.
     Echo { message: String },
-    /// The OOM watcher (internal: started by limit-memory).
-    #[command(name = "__oom-watch", hide = true)]
-    OomWatch { dir: PathBuf },
-    /// The job recorder (internal: started by spawn).
-    #[command(name = "__record", hide = true)]
-    Record {
-        dir: PathBuf,
-        #[arg(long)]
-        discard_output: bool,
-    },
 }
 
 #[derive(Args)]
@@ -335,6 +325,11 @@ fn parse_args() -> Result<Cli, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // The job recorder and the OOM watcher run as wardenctl itself.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = orchestrator::internal::dispatch(&args) {
+        return code;
+    }
     let cli = match parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -410,6 +405,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 shm_size: Some(shm_size),
                 allow_nested_warden,
                 dns_servers,
+                grace_time: None,
             };
             let handle = container::create(&depot, &paths()?, &opts)?;
             say(handle)?;
@@ -536,11 +532,6 @@ fn run(cli: Cli) -> Result<u8, Error> {
         } => orchestrator::limits::bandwidth(&depot, &handle, rate, burst)?,
         Cmd::Ping => say("pong".to_string())?,
         Cmd::Echo { message } => say(message)?,
-        Cmd::OomWatch { dir } => orchestrator::oom::watch(&dir)?,
-        Cmd::Record {
-            dir,
-            discard_output,
-        } => jobs::record(&dir, discard_output)?,
     }
     Ok(0)
 }

@@ -19,7 +19,8 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::container::{self, poll_until, write_atomic, Instance, StopOptions};
+use crate::container::{self, StopOptions};
+use crate::instance::{self, poll_until, write_atomic, Instance};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
 use crate::process;
@@ -52,9 +53,9 @@ pub fn ensure_watcher(instance: &Instance) -> Result<()> {
     }
     let _ = fs::remove_file(&ready);
     let err = instance.path.join("run/oom-watch.err");
-    let stderr = container::open_private(&err, false)?;
+    let stderr = instance::open_private(&err, false)?;
     let mut command =
-        Command::new(std::env::current_exe().map_err(Error::io("locate wardenctl's executable"))?);
+        Command::new(std::env::current_exe().map_err(Error::io("locate the running executable"))?);
     command
         .arg("__oom-watch")
         .arg(&instance.path)
@@ -98,7 +99,7 @@ pub fn record_event(instance: &Instance, event: &str) -> Result<()> {
     if text.lines().any(|l| l == event) {
         return Ok(());
     }
-    let mut file = container::open_private(&path, true)?;
+    let mut file = instance::open_private(&path, true)?;
     writeln!(file, "{event}").map_err(Error::io(format!("write {}", path.display())))
 }
 
@@ -167,7 +168,7 @@ fn wait_v1(group: &Path, ready: &Path) -> Result<bool> {
         format!("{} {}", efd.as_fd().as_raw_fd(), control.as_raw_fd()),
     )
     .map_err(Error::io(format!("write {}", register.display())))?;
-    container::open_private(ready, false)?;
+    instance::open_private(ready, false)?;
     efd.read().map_err(|e| Error::Io {
         context: "read the OOM eventfd".into(),
         source: e.into(),
@@ -202,7 +203,7 @@ fn wait_v2(group: &Path, ready: &Path) -> Result<bool> {
             source: e.into(),
         })?;
     let before = oom_kills_v2(&events);
-    container::open_private(ready, false)?;
+    instance::open_private(ready, false)?;
     loop {
         let batch = inotify.read_events().map_err(|e| Error::Io {
             context: "read inotify".into(),

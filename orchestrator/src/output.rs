@@ -35,7 +35,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::container::{
+use crate::instance::{
     open_private, poll_until, write_atomic, Instance, DEFAULT_JOB_OUTPUT_LIMIT,
 };
 use crate::errors::{Error, Result};

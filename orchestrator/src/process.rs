@@ -5,11 +5,54 @@
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command};
+use std::sync::Mutex;
 
 use crate::errors::{Error, Result};
 
-pub fn spawn_detached(command: &mut Command, what: &str) -> Result<Child> {
+/// A child started by [`spawn_detached`]. Dropped while it still runs, it
+/// is kept in a list that [`reap_detached`] waits on, so a long-lived caller
+/// (wardend) collects every such child and holds no zombies.
+pub struct Detached(Option<Child>);
+
+static UNWAITED: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+
+impl Deref for Detached {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a Detached holds its child until dropped")
+    }
+}
+
+impl DerefMut for Detached {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a Detached holds its child until dropped")
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            if matches!(child.try_wait(), Ok(None)) {
+                if let Ok(mut list) = UNWAITED.lock() {
+                    list.push(child);
+                }
+            }
+        }
+        reap_detached();
+    }
+}
+
+/// Waits for those detached children that have exited; the others stay
+/// listed.
+pub fn reap_detached() {
+    if let Ok(mut list) = UNWAITED.lock() {
+        list.retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+    }
+}
+
+pub fn spawn_detached(command: &mut Command, what: &str) -> Result<Detached> {
     // SAFETY: the closure runs in the child between fork and exec and only
     // calls setsid(2), which is async-signal-safe and touches no memory of
     // the parent.
@@ -20,7 +63,10 @@ pub fn spawn_detached(command: &mut Command, what: &str) -> Result<Child> {
             Ok(())
         });
     }
-    command.spawn().map_err(Error::io(format!("start {what}")))
+    command
+        .spawn()
+        .map(|child| Detached(Some(child)))
+        .map_err(Error::io(format!("start {what}")))
 }
 
 /// Whether `pid` is a live (not zombie) process whose command line mentions

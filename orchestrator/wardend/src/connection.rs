@@ -1,0 +1,104 @@
+//! One client connection: frames in, requests served one after another,
+//! responses out, on a thread of its own, so a client that stalls (a
+//! stopped reader of a stream, a link waiting for its job) holds only its
+//! own thread and at most one chunk of output.
+//!
+//! A frame that cannot be framed (a length that is not a number, or too
+//! large, or a missing terminator) leaves the byte stream out of step: it
+//! gets an ErrorResponse and the connection is closed. A frame that is
+//! framed but does not decode (garbage protobuf, unknown type, a missing
+//! required field) gets an ErrorResponse and the connection goes on.
+
+use std::collections::HashSet;
+use std::io::{BufWriter, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use warden_protocol::framing::{FrameError, FrameReader};
+use warden_protocol::{Request, Response};
+
+use crate::handlers::{self, Server};
+use crate::live::Live;
+
+/// The largest request frame taken: requests carry scripts and paths,
+/// never bulk data.
+pub const MAX_REQUEST: usize = 16 << 20;
+
+pub fn serve(server: Arc<Server>, live: Arc<Live>, id: u64, stream: UnixStream) {
+    let mut referred: HashSet<String> = HashSet::new();
+    if let Err(e) = serve_requests(&server, &live, id, &stream, &mut referred) {
+        crate::debug!("connection {id}: {e}");
+    }
+    for handle in referred {
+        let grace = handlers::grace_of(&server.depot, &handle);
+        server.grace.release(&handle, grace);
+    }
+    live.connection_closed(id);
+}
+
+fn serve_requests(
+    server: &Server,
+    live: &Live,
+    id: u64,
+    stream: &UnixStream,
+    referred: &mut HashSet<String>,
+) -> std::io::Result<()> {
+    let mut reader = FrameReader::new(stream.try_clone()?, MAX_REQUEST);
+    let mut writer = BufWriter::with_capacity(64 << 10, stream.try_clone()?);
+    let mut send = |response: Response| -> std::io::Result<()> {
+        writer.write_all(&response.encode_frame())?;
+        writer.flush()
+    };
+    loop {
+        if live.draining() {
+            return Ok(());
+        }
+        let payload = match reader.read_frame() {
+            Ok(Some(payload)) => payload,
+            Ok(None) => return Ok(()),
+            Err(FrameError::Io(e)) => return Err(e),
+            Err(e) => {
+                send(handlers::error_response(format!("malformed frame: {e}")))?;
+                return Ok(());
+            }
+        };
+        let request = match Request::decode_payload(&payload) {
+            Ok(request) => request,
+            Err(e) => {
+                send(handlers::error_response(format!("malformed request: {e}")))?;
+                continue;
+            }
+        };
+        // Naming a container cancels its grace timer before the request
+        // runs, so a timer cannot destroy it under the request.
+        if let Some(handle) = handlers::handle_of(&request) {
+            if referred.insert(handle.to_string()) {
+                server.grace.reference(handle);
+            }
+        }
+        let kind = warden_protocol::type_name(request.message_type());
+        if !live.begin_request(id, handlers::waits_on_a_job(&request)) {
+            return Ok(());
+        }
+        crate::debug!("connection {id}: {kind}");
+        let served = handlers::serve(server, request, &mut send);
+        live.end_request(id);
+        match served {
+            Ok(Some(handle)) => {
+                if referred.insert(handle.clone()) {
+                    server.grace.reference(&handle);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
+        // A destroyed container needs no reference any more.
+        referred.retain(|h| {
+            let exists = server.depot.existing(h).is_ok();
+            if !exists {
+                server.grace.release(h, None);
+            }
+            exists
+        });
+    }
+}
