@@ -13,10 +13,10 @@ use crate::config::shell_quote;
 use crate::depot::{self, Depot};
 use crate::disk;
 use crate::errors::{Error, Result};
+use crate::instance::open_private;
 pub use crate::instance::{
     Instance, State, DEFAULT_JOB_OUTPUT_LIMIT, DEFAULT_PIDS_LIMIT, DEFAULT_SHM_SIZE, MAX_PIDS_LIMIT,
 };
-use crate::instance::open_private;
 use crate::jobs;
 use crate::network::Ipv4Net;
 use crate::process;
@@ -59,7 +59,6 @@ impl FromStr for BindMount {
         })
     }
 }
-
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {

@@ -373,12 +373,24 @@ mod tests {
     }
 
     #[test]
-    fn pools_skip_what_is_taken() {
+    fn configured_pools_are_used() {
         let mut taken = Allocated {
-            uid_pool: self.uids.clone(),
-            port_pool: self.ports.clone(),
+            uid_pool: 500..502,
+            port_pool: 2000..=2000,
             ..Allocated::default()
         };
+        taken.uids.insert(500);
+        assert_eq!(taken.uid().unwrap(), 501);
+        assert_eq!(taken.port().unwrap(), 2000);
+        taken.uids.insert(501);
+        taken.ports.insert(2000);
+        assert_eq!(taken.uid().unwrap_err().exit_code(), 9);
+        assert_eq!(taken.port().unwrap_err().exit_code(), 9);
+    }
+
+    #[test]
+    fn pools_skip_what_is_taken() {
+        let mut taken = Allocated::default();
         taken.uids.insert(UID_BASE);
         taken.ports.insert(PORT_BASE);
         assert_eq!(taken.uid().unwrap(), UID_BASE + 1);

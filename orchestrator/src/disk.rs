@@ -19,9 +19,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::instance::{write_atomic, Instance, State};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
+use crate::instance::{write_atomic, Instance, State};
 use crate::scripts;
 
 /// Quota blocks are 1 KiB, as in Warden's request.

@@ -41,11 +41,11 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::config::shell_quote;
+use crate::depot::Depot;
+use crate::errors::{Error, Result};
 use crate::instance::{
     create_private_dir, open_private, poll_until, write_atomic, Instance, State,
 };
-use crate::depot::Depot;
-use crate::errors::{Error, Result};
 use crate::process;
 use crate::scripts;
 

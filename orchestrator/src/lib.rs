@@ -22,9 +22,9 @@ pub mod process;
 pub mod scripts;
 
 pub use container::{BindMount, CreateOptions, Info, StopOptions};
-pub use instance::{Instance, State};
 pub use depot::Depot;
 pub use errors::{Error, Result};
+pub use instance::{Instance, State};
 pub use jobs::SpawnOptions;
 pub use scripts::Paths;
 

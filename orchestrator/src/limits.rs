@@ -8,9 +8,9 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::instance::{Instance, State};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
+use crate::instance::{Instance, State};
 use crate::netrules::NetOut;
 use crate::{oom, scripts};
 

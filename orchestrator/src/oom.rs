@@ -20,9 +20,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::container::{self, StopOptions};
-use crate::instance::{self, poll_until, write_atomic, Instance};
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
+use crate::instance::{self, poll_until, write_atomic, Instance};
 use crate::process;
 
 pub const EVENT: &str = "out of memory";

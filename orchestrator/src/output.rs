@@ -35,10 +35,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::instance::{
-    open_private, poll_until, write_atomic, Instance, DEFAULT_JOB_OUTPUT_LIMIT,
-};
 use crate::errors::{Error, Result};
+use crate::instance::{open_private, poll_until, write_atomic, Instance, DEFAULT_JOB_OUTPUT_LIMIT};
 use crate::process;
 
 /// What one read takes from a pipe, and so at most what one step may bring

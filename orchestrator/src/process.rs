@@ -3,9 +3,9 @@
 //! a terminal's signals nor wardenctl being killed reach them.
 
 use std::fs;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command};
 use std::sync::Mutex;
 
@@ -21,13 +21,17 @@ static UNWAITED: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 impl Deref for Detached {
     type Target = Child;
     fn deref(&self) -> &Child {
-        self.0.as_ref().expect("a Detached holds its child until dropped")
+        self.0
+            .as_ref()
+            .expect("a Detached holds its child until dropped")
     }
 }
 
 impl DerefMut for Detached {
     fn deref_mut(&mut self) -> &mut Child {
-        self.0.as_mut().expect("a Detached holds its child until dropped")
+        self.0
+            .as_mut()
+            .expect("a Detached holds its child until dropped")
     }
 }
 

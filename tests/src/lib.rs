@@ -13,6 +13,7 @@ pub mod iomux_job;
 pub mod netns;
 pub mod paths;
 pub mod torture;
+pub mod wardend;
 
 /// True when running as root; otherwise prints why the test skips.
 pub fn require_root(test: &str) -> bool {

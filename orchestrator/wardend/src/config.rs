@@ -158,9 +158,7 @@ impl Config {
             })?,
             None => Ipv4Addr::new(10, 254, 0, 0),
         };
-        let pool_size = reader
-            .uint(&network, "network.pool_size")?
-            .unwrap_or(256);
+        let pool_size = reader.uint(&network, "network.pool_size")?.unwrap_or(256);
         let pool = pool_network(pool_start, pool_size)
             .map_err(|why| reader.invalid("network.pool_size", &why))?;
 
@@ -186,8 +184,12 @@ impl Config {
         };
         let permissions = match server.get("unix_domain_permissions") {
             None | Some(Yaml::Null) => DEFAULT_PERMISSIONS,
-            Some(value) => permissions(value)
-                .ok_or_else(|| reader.invalid("server.unix_domain_permissions", "want an octal mode such as 0600"))?,
+            Some(value) => permissions(value).ok_or_else(|| {
+                reader.invalid(
+                    "server.unix_domain_permissions",
+                    "want an octal mode such as 0600",
+                )
+            })?,
         };
         let rlimits = match server.get("container_rlimits") {
             None | Some(Yaml::Null) => Vec::new(),
@@ -207,7 +209,10 @@ impl Config {
                     };
                     let (key, value) = orchestrator::jobs::parse_rlimit(&format!("{name}={value}"))
                         .map_err(|e| {
-                            reader.invalid(&format!("server.container_rlimits.{name}"), &e.to_string())
+                            reader.invalid(
+                                &format!("server.container_rlimits.{name}"),
+                                &e.to_string(),
+                            )
                         })?;
                     out.insert(key, value);
                 }
@@ -220,7 +225,10 @@ impl Config {
             .into_iter()
             .map(|s| {
                 s.parse::<Ipv4Addr>().map_err(|_| {
-                    reader.invalid("network.dns_servers", &format!("{s:?} is not an IPv4 address"))
+                    reader.invalid(
+                        "network.dns_servers",
+                        &format!("{s:?} is not an IPv4 address"),
+                    )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -338,12 +346,16 @@ impl Reader<'_> {
                 format!("{prefix}.{name}")
             };
             if !known.contains(&name.as_str()) {
-                self.warnings
-                    .push(format!("{}: unknown key {full} ignored", self.path.display()));
+                self.warnings.push(format!(
+                    "{}: unknown key {full} ignored",
+                    self.path.display()
+                ));
             } else if prefix == "server" && !QUIET_KEYS.contains(&name.as_str()) {
                 if let Some((_, why)) = KEYS_WITHOUT_EFFECT.iter().find(|(k, _)| *k == name) {
-                    self.warnings
-                        .push(format!("{}: {full} has no effect: {why}", self.path.display()));
+                    self.warnings.push(format!(
+                        "{}: {full} has no effect: {why}",
+                        self.path.display()
+                    ));
                 }
             }
         }
@@ -488,7 +500,10 @@ mod tests {
         assert_eq!(
             config.rlimits,
             vec![
-                ("RLIMIT_CORE".to_string(), format!("{} {}", u64::MAX, u64::MAX)),
+                (
+                    "RLIMIT_CORE".to_string(),
+                    format!("{} {}", u64::MAX, u64::MAX)
+                ),
                 ("RLIMIT_NOFILE".to_string(), "1024 1024".to_string()),
             ]
         );
@@ -500,21 +515,42 @@ mod tests {
         assert_eq!(config.dns_servers, vec![Ipv4Addr::new(8, 8, 8, 8)]);
         assert!(config.allow_host_access);
         assert_eq!(config.port_pool, 20000..=20009);
-        assert_eq!(config.warnings, vec!["test.yml: unknown key bogus ignored".to_string()]);
+        assert_eq!(
+            config.warnings,
+            vec!["test.yml: unknown key bogus ignored".to_string()]
+        );
     }
 
     #[test]
     fn bad_values_name_the_key() {
         for (text, key) in [
             ("server: [1]", "server"),
-            ("server:\n  unix_domain_permissions: 0999\n", "server.unix_domain_permissions"),
-            ("server:\n  container_grace_time: soon\n", "server.container_grace_time"),
+            (
+                "server:\n  unix_domain_permissions: 0999\n",
+                "server.unix_domain_permissions",
+            ),
+            (
+                "server:\n  container_grace_time: soon\n",
+                "server.container_grace_time",
+            ),
             ("network:\n  pool_size: 100\n", "network.pool_size"),
-            ("network:\n  pool_start_address: 10.0.0.4\n", "network.pool_size"),
-            ("network:\n  pool_start_address: nope\n", "network.pool_start_address"),
-            ("server:\n  container_rlimits:\n    bogus: 1\n", "server.container_rlimits.bogus"),
+            (
+                "network:\n  pool_start_address: 10.0.0.4\n",
+                "network.pool_size",
+            ),
+            (
+                "network:\n  pool_start_address: nope\n",
+                "network.pool_start_address",
+            ),
+            (
+                "server:\n  container_rlimits:\n    bogus: 1\n",
+                "server.container_rlimits.bogus",
+            ),
             ("port:\n  pool_start_port: 80\n", "port.pool_size"),
-            ("server:\n  allow_nested_warden: 3\n", "server.allow_nested_warden"),
+            (
+                "server:\n  allow_nested_warden: 3\n",
+                "server.allow_nested_warden",
+            ),
         ] {
             match parse(text) {
                 Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),

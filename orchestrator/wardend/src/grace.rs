@@ -56,7 +56,8 @@ impl Grace {
         };
         if last {
             if let Some(grace) = grace {
-                t.deadlines.insert(handle.to_string(), Instant::now() + grace);
+                t.deadlines
+                    .insert(handle.to_string(), Instant::now() + grace);
                 self.changed.notify_all();
             }
         }
@@ -66,7 +67,8 @@ impl Grace {
     pub fn start_timer(&self, handle: &str, grace: Duration) {
         let mut t = self.table();
         if !t.references.contains_key(handle) {
-            t.deadlines.insert(handle.to_string(), Instant::now() + grace);
+            t.deadlines
+                .insert(handle.to_string(), Instant::now() + grace);
             self.changed.notify_all();
         }
     }
@@ -138,7 +140,10 @@ mod tests {
         let g = Grace::new();
         g.start_timer("a", Duration::ZERO);
         g.start_timer("b", Duration::from_secs(3600));
-        assert_eq!(g.wait_expired(Duration::from_millis(10)), vec!["a".to_string()]);
+        assert_eq!(
+            g.wait_expired(Duration::from_millis(10)),
+            vec!["a".to_string()]
+        );
         assert!(g.wait_expired(Duration::from_millis(10)).is_empty());
         assert!(g.has_timer("b"));
         g.forget("b");

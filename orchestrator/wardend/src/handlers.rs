@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orchestrator::jobs::{self, SpawnOptions, StreamName};
-use orchestrator::{container, disk, limits, netrules, BindMount, CreateOptions, Depot, Error, Instance, Paths};
+use orchestrator::{
+    container, disk, limits, netrules, BindMount, CreateOptions, Depot, Error, Instance, Paths,
+};
 use warden_protocol::pb;
 use warden_protocol::{Request, Response};
 
@@ -54,7 +56,10 @@ pub fn handle_of(request: &Request) -> Option<&str> {
 
 /// Requests that wait on a job, for as long as it runs.
 pub fn waits_on_a_job(request: &Request) -> bool {
-    matches!(request, Request::Link(_) | Request::Run(_) | Request::Stream(_))
+    matches!(
+        request,
+        Request::Link(_) | Request::Run(_) | Request::Stream(_)
+    )
 }
 
 pub fn error_response(message: impl Into<String>) -> Response {
@@ -196,13 +201,15 @@ fn answer(server: &Server, request: Request) -> Answer {
         }
         Request::LimitDisk(r) => {
             let request = disk::DiskRequest {
-                byte_limit: r.byte_limit,
+                // `block`, `inode` and `byte` are older names of the
+                // *_limit fields.
+                byte_limit: r.byte_limit.or(r.byte),
                 byte_soft: r.byte_soft,
                 byte_hard: r.byte_hard,
-                block_limit: r.block_limit,
+                block_limit: r.block_limit.or(r.block),
                 block_soft: r.block_soft,
                 block_hard: r.block_hard,
-                inode_limit: r.inode_limit,
+                inode_limit: r.inode_limit.or(r.inode),
                 inode_soft: r.inode_soft,
                 inode_hard: r.inode_hard,
             };
@@ -264,12 +271,13 @@ fn create(server: &Server, r: &pb::CreateRequest) -> Answer {
             format!("{}:{}:{mode}", b.src_path, b.dst_path).parse::<BindMount>()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let network = match r.network.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(text.parse::<Ipv4Addr>().map_err(|_| {
-            Error::BadArgument(format!("network {text:?} is not an IPv4 address"))
-        })?),
-    };
+    let network =
+        match r.network.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<Ipv4Addr>().map_err(|_| {
+                Error::BadArgument(format!("network {text:?} is not an IPv4 address"))
+            })?),
+        };
     let opts = CreateOptions {
         handle: r.handle.clone().filter(|h| !h.is_empty()),
         rootfs,
@@ -384,9 +392,8 @@ fn net_out_rule(r: &pb::NetOutRequest) -> netrules::NetOut {
 
 pub fn info(depot: &Depot, handle: &str) -> Result<pb::InfoResponse, Error> {
     let info = container::info(depot, handle)?;
-    let get = |pairs: &[(String, u64)], key: &str| {
-        pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
-    };
+    let get =
+        |pairs: &[(String, u64)], key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
     let m = &info.memory_stat;
     let memory_stat = pb::info_response::MemoryStat {
         cache: get(m, "cache"),
@@ -485,5 +492,7 @@ fn stream(server: &Server, r: &pb::StreamRequest, send: &mut Send<'_>) -> io::Re
 /// Grace time of a container, as recorded at its create.
 pub fn grace_of(depot: &Depot, handle: &str) -> Option<Duration> {
     let instance = Instance::open(depot, handle).ok()?;
-    instance.grace_time().map(|s| Duration::from_secs(u64::from(s)))
+    instance
+        .grace_time()
+        .map(|s| Duration::from_secs(u64::from(s)))
 }

@@ -67,8 +67,7 @@ fn start(cli: Cli) -> Result<(), String> {
         config.socket = socket;
     }
     let level = log::Level::parse(&config.log_level).unwrap_or(log::Level::Info);
-    log::init(level, config.log_file.as_deref())
-        .map_err(|e| format!("open the log file: {e}"))?;
+    log::init(level, config.log_file.as_deref()).map_err(|e| format!("open the log file: {e}"))?;
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -83,7 +82,8 @@ fn start(cli: Cli) -> Result<(), String> {
         info!("server.quota.disk_quota_enabled: disk limits are set per container with limit_disk");
     }
     let paths = Paths::discover(cli.scripts_dir, cli.bin_dir).map_err(|e| e.to_string())?;
-    let depot = Depot::new(&config.depot).with_pools(config.uid_pool.clone(), config.port_pool.clone());
+    let depot =
+        Depot::new(&config.depot).with_pools(config.uid_pool.clone(), config.port_pool.clone());
     let server = handlers::Server {
         depot,
         paths,

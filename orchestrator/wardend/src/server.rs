@@ -80,7 +80,12 @@ pub fn run(server: Server) -> Result<(), ServerError> {
 
 fn block_signals() -> Result<SignalFd, ServerError> {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR2, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR2,
+        Signal::SIGHUP,
+    ] {
         set.add(s);
     }
     set.thread_block()
@@ -125,7 +130,11 @@ fn recover(server: &Server) {
             }
         }
     }
-    info!("{} container(s) found in {}", handles.len(), server.depot.root().display());
+    info!(
+        "{} container(s) found in {}",
+        handles.len(),
+        server.depot.root().display()
+    );
 }
 
 /// The socket, made so that nobody but the configured users can connect or
@@ -266,4 +275,3 @@ fn accept_loop(
         }
     }
 }
-
