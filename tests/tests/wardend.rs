@@ -962,3 +962,66 @@ fn a_bad_config_is_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yml"));
 }
+
+/// A client of another implementation (Python's protobuf, from a .proto
+/// written for it alone) drives wardend.
+#[test]
+fn a_python_client_drives_wardend() {
+    let Some(s) = server("python") else {
+        return;
+    };
+    let python_dir = tests::paths::workspace().join("tests/python");
+    let generated = s.depot.data("python");
+    let out = std::process::Command::new("protoc")
+        .arg(format!("--proto_path={}", python_dir.display()))
+        .arg(format!("--python_out={}", generated.display()))
+        .arg("warden_client.proto")
+        .output()
+        .expect("protoc (Debian's protobuf-compiler; scripts/install-deps.sh installs it)");
+    assert_ok(&out, "protoc");
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(python_dir.join("warden_client.py"))
+        .arg(&s.socket)
+        .arg(&generated)
+        .arg("from-python")
+        .output()
+        .expect("/usr/bin/python3 (with Debian's python3-protobuf)");
+    assert_ok(&out, "the python client");
+    let text = stdout(&out);
+    for step in ["ok ping", "ok create", "ok run stdout", "ok stream data", "ok destroy"] {
+        assert!(text.contains(step), "{step} missing from:\n{text}");
+    }
+    assert!(!s.depot.path("from-python").exists());
+}
+
+/// A restarted server starts the grace timers of what it finds.
+#[test]
+fn grace_timers_restart_with_the_server() {
+    let Some(mut s) = server("grace-restart") else {
+        return;
+    };
+    let mut c = s.client();
+    c.ok(pb::CreateRequest {
+        handle: Some("timed".into()),
+        grace_time: Some(2),
+        ..Default::default()
+    });
+    // Still referenced when the server goes: no timer runs while it is away.
+    s.stop_with(Signal::SIGKILL);
+    drop(c);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(s.depot.path("timed").exists());
+    let args = s.depot.create_args("no-grace", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_ok(&s.depot.ctl(&args), "wardenctl create");
+    let id = container_id(&s, "no-grace");
+    s.launch();
+    wait_for("the restarted timer to fire", Duration::from_secs(10), || {
+        !s.depot.path("timed").exists()
+    });
+    // wardenctl's container has no grace time: it stays.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(s.depot.path("no-grace").exists());
+    assert_ok(&s.depot.ctl(&["destroy", "no-grace"]), "wardenctl destroy");
+    assert_gone(&s.depot, "no-grace", &id);
+}
