@@ -480,6 +480,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_reads_without_a_warning() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/linux.yml");
+        let config = Config::read(&path).unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(config.socket_permissions, 0o600);
+        assert_eq!(config.rootfs, Some(PathBuf::from("target/rootfs/busybox")));
+        assert_eq!(config.pool.to_string(), "10.254.0.0/22");
+        assert_eq!(config.rlimits.len(), 2);
+    }
+
+    #[test]
     fn defaults() {
         let config = parse("").unwrap();
         assert_eq!(config.socket_permissions, 0o600);

@@ -73,13 +73,7 @@ pub fn log(level: Level, message: std::fmt::Arguments<'_>) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let line = format!(
-        "{}.{:03} {} {}\n",
-        now.as_secs(),
-        now.subsec_millis(),
-        level.name(),
-        message
-    );
+    let line = format!("{} {} {}\n", timestamp(now), level.name(), message);
     match logger.and_then(|l| l.file.as_ref()) {
         Some(file) => {
             if let Ok(mut file) = file.lock() {
@@ -89,6 +83,47 @@ pub fn log(level: Level, message: std::fmt::Arguments<'_>) {
         None => {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
+    }
+}
+
+/// `2026-12-01T13:05:09.123Z` for a time since the epoch (UTC; civil
+/// date from the day count, Howard Hinnant's algorithm).
+fn timestamp(since_epoch: std::time::Duration) -> String {
+    let secs = since_epoch.as_secs();
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_utc_dates() {
+        use std::time::Duration;
+        assert_eq!(super::timestamp(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::timestamp(Duration::from_millis(1_796_130_211_267)),
+            "2026-12-01T13:03:31.267Z"
+        );
+        assert_eq!(
+            super::timestamp(Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }
 
