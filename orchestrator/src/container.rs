@@ -86,7 +86,11 @@ pub struct CreateOptions {
     /// Seconds a server may leave the container unreferenced before it
     /// destroys it, kept in etc/grace_time (none: never).
     pub grace_time: Option<u32>,
+    /// MTU of the container's interface; default [`DEFAULT_MTU`].
+    pub mtu: Option<u32>,
 }
+
+pub const DEFAULT_MTU: u32 = 1500;
 
 /// Creates and starts a container; returns its handle. A failure at any step
 /// undoes the earlier ones.
@@ -144,7 +148,10 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
                 "allow_nested_warden".to_string(),
                 opts.allow_nested_warden.to_string(),
             ),
-            ("container_iface_mtu".to_string(), "1500".to_string()),
+            (
+                "container_iface_mtu".to_string(),
+                opts.mtu.unwrap_or(DEFAULT_MTU).to_string(),
+            ),
             // Joined by newlines, as the Ruby server passes them.
             (
                 "dns_servers".to_string(),

@@ -56,6 +56,9 @@ pub enum Error {
     Tool(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A wait given up because its result was no longer wanted.
+    #[error("cancelled: nobody waits for the result any more")]
+    Cancelled,
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -80,6 +83,7 @@ impl Error {
             Error::Script { .. } => 10,
             Error::Tool(_) => 11,
             Error::Unsupported(_) => 12,
+            Error::Cancelled => 1,
         }
     }
 

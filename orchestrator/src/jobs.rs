@@ -459,9 +459,27 @@ impl StreamName {
 
 /// Waits for the job to end; returns its exit code and all its output.
 pub fn link_output(depot: &Depot, handle: &str, job: &str) -> Result<JobResult> {
+    link_output_while(depot, handle, job, || true)
+}
+
+/// As [`link_output`], giving up (with [`Error::Cancelled`]) as soon as
+/// `wanted` says the result is no longer (a server's client hung up).
+pub fn link_output_while(
+    depot: &Depot,
+    handle: &str,
+    job: &str,
+    mut wanted: impl FnMut() -> bool,
+) -> Result<JobResult> {
     let instance = Instance::open(depot, handle)?;
     let dir = job_dir(&instance, job)?;
-    follow_job(&dir, |ended| ended)?;
+    let mut cancelled = false;
+    follow_job(&dir, |ended| {
+        cancelled = !ended && !wanted();
+        ended || cancelled
+    })?;
+    if cancelled {
+        return Err(Error::Cancelled);
+    }
     Ok(JobResult {
         exit_status: exit_status(&dir).unwrap_or(255),
         stdout: read_log(&dir.join("stdout.log"))?,
@@ -500,20 +518,37 @@ pub fn stream_with(
     depot: &Depot,
     handle: &str,
     job: &str,
+    sink: impl FnMut(StreamName, &[u8]) -> io::Result<()>,
+) -> Result<i32> {
+    stream_while(depot, handle, job, sink, || true)
+}
+
+/// As [`stream_with`], giving up (with [`Error::Cancelled`]) once `wanted`
+/// says the stream is no longer, even while the job writes nothing.
+pub fn stream_while(
+    depot: &Depot,
+    handle: &str,
+    job: &str,
     mut sink: impl FnMut(StreamName, &[u8]) -> io::Result<()>,
+    mut wanted: impl FnMut() -> bool,
 ) -> Result<i32> {
     let instance = Instance::open(depot, handle)?;
     let dir = job_dir(&instance, job)?;
     let mut out = Follower::new(dir.join("stdout.log"));
     let mut err = Follower::new(dir.join("stderr.log"));
     let mut failed = None;
+    let mut cancelled = false;
     follow_job(&dir, |ended| {
         let moved = out.pump_to(StreamName::Stdout, &mut sink, &mut failed)
             | err.pump_to(StreamName::Stderr, &mut sink, &mut failed);
-        failed.is_some() || (ended && !moved)
+        cancelled = !moved && !ended && !wanted();
+        failed.is_some() || cancelled || (ended && !moved)
     })?;
     if let Some(e) = failed {
         return Err(Error::io("stream the job's output")(e));
+    }
+    if cancelled {
+        return Err(Error::Cancelled);
     }
     Ok(exit_status(&dir).unwrap_or(255))
 }

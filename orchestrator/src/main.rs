@@ -406,6 +406,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 allow_nested_warden,
                 dns_servers,
                 grace_time: None,
+                mtu: None,
             };
             let handle = container::create(&depot, &paths()?, &opts)?;
             say(handle)?;

@@ -988,7 +988,13 @@ fn a_python_client_drives_wardend() {
         .expect("/usr/bin/python3 (with Debian's python3-protobuf)");
     assert_ok(&out, "the python client");
     let text = stdout(&out);
-    for step in ["ok ping", "ok create", "ok run stdout", "ok stream data", "ok destroy"] {
+    for step in [
+        "ok ping",
+        "ok create",
+        "ok run stdout",
+        "ok stream data",
+        "ok destroy",
+    ] {
         assert!(text.contains(step), "{step} missing from:\n{text}");
     }
     assert!(!s.depot.path("from-python").exists());
@@ -1016,12 +1022,56 @@ fn grace_timers_restart_with_the_server() {
     assert_ok(&s.depot.ctl(&args), "wardenctl create");
     let id = container_id(&s, "no-grace");
     s.launch();
-    wait_for("the restarted timer to fire", Duration::from_secs(10), || {
-        !s.depot.path("timed").exists()
-    });
+    wait_for(
+        "the restarted timer to fire",
+        Duration::from_secs(10),
+        || !s.depot.path("timed").exists(),
+    );
     // wardenctl's container has no grace time: it stays.
     std::thread::sleep(Duration::from_secs(1));
     assert!(s.depot.path("no-grace").exists());
     assert_ok(&s.depot.ctl(&["destroy", "no-grace"]), "wardenctl destroy");
     assert_gone(&s.depot, "no-grace", &id);
+}
+
+fn thread_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// A client that hangs up while its link or stream waits on a job frees
+/// the server's thread at once; the job goes on.
+#[test]
+fn a_client_that_hangs_up_frees_its_wait() {
+    let Some(s) = server("hang-up") else {
+        return;
+    };
+    let mut c = s.client();
+    let handle = c.create("waited");
+    let job = c.spawn(&handle, "sleep 30; echo late");
+    let before = thread_count(s.pid());
+    for i in 0..20 {
+        let mut waiter = s.client();
+        if i % 2 == 0 {
+            waiter.send(pb::LinkRequest {
+                handle: handle.clone(),
+                job_id: job,
+            });
+        } else {
+            waiter.send(pb::StreamRequest {
+                handle: handle.clone(),
+                job_id: job,
+            });
+        }
+    }
+    wait_for("the waits to be given up", Duration::from_secs(5), || {
+        thread_count(s.pid()) <= before
+    });
+    // The job is untouched.
+    match c.ok(pb::InfoRequest {
+        handle: handle.clone(),
+    }) {
+        Response::Info(i) => assert_eq!(i.job_ids, vec![u64::from(job)]),
+        r => panic!("{r:?}"),
+    }
+    c.destroy(&handle);
 }

@@ -11,7 +11,10 @@
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::sync::Arc;
 
 use warden_protocol::framing::{FrameError, FrameReader};
@@ -23,6 +26,21 @@ use crate::live::Live;
 /// The largest request frame taken: requests carry scripts and paths,
 /// never bulk data.
 pub const MAX_REQUEST: usize = 16 << 20;
+
+/// Whether the client closed its end (it cannot be waiting for an answer).
+fn hung_up(stream: &UnixStream) -> bool {
+    // nix names no POLLRDHUP; the kernel reports it for a peer that shut
+    // down or closed its end.
+    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
+    let mut fds = [PollFd::new(stream.as_fd(), rdhup)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(0) => false,
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(rdhup | PollFlags::POLLHUP | PollFlags::POLLERR)),
+        Err(_) => false,
+    }
+}
 
 pub fn serve(server: Arc<Server>, live: Arc<Live>, id: u64, stream: UnixStream) {
     let mut referred: HashSet<String> = HashSet::new();
@@ -43,8 +61,9 @@ fn serve_requests(
     stream: &UnixStream,
     referred: &mut HashSet<String>,
 ) -> std::io::Result<()> {
-    let mut reader = FrameReader::new(stream.try_clone()?, MAX_REQUEST);
-    let mut writer = BufWriter::with_capacity(64 << 10, stream.try_clone()?);
+    let mut reader = FrameReader::new(stream, MAX_REQUEST);
+    let mut writer = BufWriter::with_capacity(64 << 10, stream);
+    let present = || !hung_up(stream);
     let mut send = |response: Response| -> std::io::Result<()> {
         writer.write_all(&response.encode_frame())?;
         writer.flush()
@@ -81,7 +100,7 @@ fn serve_requests(
             return Ok(());
         }
         crate::debug!("connection {id}: {kind}");
-        let served = handlers::serve(server, request, &mut send);
+        let served = handlers::serve(server, request, &mut send, &present);
         live.end_request(id);
         match served {
             Ok(Some(handle)) => {

@@ -66,14 +66,29 @@ pub fn error_response(message: impl Into<String>) -> Response {
     Response::error(message.into())
 }
 
+/// Whether the client still waits for an answer (false once it hung up):
+/// link, run and stream give up waiting on their job then.
+pub type Present<'a> = dyn Fn() -> bool + 'a;
+
 /// Serves one request; returns the handle the connection now refers to
 /// (the new container's for create). An Err is the client gone.
-pub fn serve(server: &Server, request: Request, send: &mut Send<'_>) -> io::Result<Option<String>> {
+pub fn serve(
+    server: &Server,
+    request: Request,
+    send: &mut Send<'_>,
+    present: &Present<'_>,
+) -> io::Result<Option<String>> {
     let handle = handle_of(&request).map(str::to_string);
     let result = match request {
-        Request::Stream(r) => return stream(server, &r, send).map(|()| handle),
-        other => answer(server, other),
+        Request::Stream(r) => return stream(server, &r, send, present).map(|()| handle),
+        other => answer(server, other, present),
     };
+    if matches!(result, Err(Error::Cancelled)) {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the client hung up",
+        ));
+    }
     match result {
         Ok((response, referred)) => {
             send(response)?;
@@ -90,7 +105,7 @@ pub fn serve(server: &Server, request: Request, send: &mut Send<'_>) -> io::Resu
 
 type Answer = Result<(Response, Option<String>), Error>;
 
-fn answer(server: &Server, request: Request) -> Answer {
+fn answer(server: &Server, request: Request, present: &Present<'_>) -> Answer {
     let depot = &server.depot;
     let plain = |response: Response| -> Answer { Ok((response, None)) };
     match request {
@@ -124,7 +139,7 @@ fn answer(server: &Server, request: Request) -> Answer {
             plain(Response::Spawn(pb::SpawnResponse { job_id }))
         }
         Request::Link(r) => {
-            let result = jobs::link_output(depot, &r.handle, &r.job_id.to_string())?;
+            let result = jobs::link_output_while(depot, &r.handle, &r.job_id.to_string(), present)?;
             plain(Response::Link(pb::LinkResponse {
                 exit_status: Some(exit_status(result.exit_status)),
                 stdout: Some(result.stdout),
@@ -141,7 +156,7 @@ fn answer(server: &Server, request: Request) -> Answer {
                 r.discard_output(),
             );
             let job_id = jobs::spawn(depot, &r.handle, &opts)?;
-            let result = jobs::link_output(depot, &r.handle, &job_id.to_string())?;
+            let result = jobs::link_output_while(depot, &r.handle, &job_id.to_string(), present)?;
             plain(Response::Run(pb::RunResponse {
                 exit_status: Some(exit_status(result.exit_status)),
                 stdout: Some(result.stdout),
@@ -291,6 +306,7 @@ fn create(server: &Server, r: &pb::CreateRequest) -> Answer {
         allow_nested_warden: config.allow_nested_warden,
         dns_servers: config.dns_servers.clone(),
         grace_time: r.grace_time.or(config.grace_time),
+        mtu: Some(config.mtu),
     };
     let handle = container::create(&server.depot, &server.paths, &opts)?;
     Ok((
@@ -457,10 +473,15 @@ pub fn info(depot: &Depot, handle: &str) -> Result<pb::InfoResponse, Error> {
 /// A StreamResponse per chunk as it arrives, then one with the exit status
 /// and the container's info. A client that stops reading blocks only its
 /// own connection, which holds at most one chunk.
-fn stream(server: &Server, r: &pb::StreamRequest, send: &mut Send<'_>) -> io::Result<()> {
+fn stream(
+    server: &Server,
+    r: &pb::StreamRequest,
+    send: &mut Send<'_>,
+    present: &Present<'_>,
+) -> io::Result<()> {
     let depot = &server.depot;
     let mut client_gone = None;
-    let result = jobs::stream_with(depot, &r.handle, &r.job_id.to_string(), |name, data| {
+    let sink = |name: StreamName, data: &[u8]| {
         let response = Response::Stream(pb::StreamResponse {
             name: Some(
                 match name {
@@ -475,9 +496,16 @@ fn stream(server: &Server, r: &pb::StreamRequest, send: &mut Send<'_>) -> io::Re
         send(response).inspect_err(|e| {
             client_gone = Some(io::Error::new(e.kind(), e.to_string()));
         })
-    });
+    };
+    let result = jobs::stream_while(depot, &r.handle, &r.job_id.to_string(), sink, present);
     if let Some(e) = client_gone {
         return Err(e);
+    }
+    if matches!(result, Err(Error::Cancelled)) {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the client hung up",
+        ));
     }
     match result {
         Ok(code) => send(Response::Stream(pb::StreamResponse {

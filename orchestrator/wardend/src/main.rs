@@ -79,7 +79,10 @@ fn start(cli: Cli) -> Result<(), String> {
         );
     }
     if config.disk_quota_enabled {
-        info!("server.quota.disk_quota_enabled: disk limits are set per container with limit_disk");
+        info!(
+            "server.quota.disk_quota_enabled: limit_disk works on containers with a disk image \
+             (there are no per-uid quotas)"
+        );
     }
     let paths = Paths::discover(cli.scripts_dir, cli.bin_dir).map_err(|e| e.to_string())?;
     let depot =

@@ -53,8 +53,24 @@ fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError
     move |source| ServerError::Io { context, source }
 }
 
+/// Each connection holds two descriptors; the usual soft limit of 1024
+/// would cap the server near 500 clients.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        // Children inherit the limit; past 65536 some tools slow down.
+        let wanted = hard.min(65536);
+        if wanted > soft {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+                warn!("cannot raise the descriptor limit from {soft} to {wanted}: {e}");
+            }
+        }
+    }
+}
+
 pub fn run(server: Server) -> Result<(), ServerError> {
     let signals = block_signals()?;
+    raise_descriptor_limit();
     prepare_host(&server)?;
     recover(&server);
     let server = Arc::new(server);
