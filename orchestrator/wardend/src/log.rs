@@ -110,23 +110,6 @@ fn timestamp(since_epoch: std::time::Duration) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_are_utc_dates() {
-        use std::time::Duration;
-        assert_eq!(super::timestamp(Duration::ZERO), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            super::timestamp(Duration::from_millis(1_796_130_211_267)),
-            "2026-12-01T13:03:31.267Z"
-        );
-        assert_eq!(
-            super::timestamp(Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000Z"
-        );
-    }
-}
-
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)*) => { $crate::log::log($crate::log::Level::Info, format_args!($($arg)*)) };
@@ -142,4 +125,21 @@ macro_rules! error {
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)*) => { $crate::log::log($crate::log::Level::Debug, format_args!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_utc_dates() {
+        use std::time::Duration;
+        assert_eq!(super::timestamp(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::timestamp(Duration::from_millis(1_796_130_211_267)),
+            "2026-12-01T13:03:31.267Z"
+        );
+        assert_eq!(
+            super::timestamp(Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
 }
