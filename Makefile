@@ -48,7 +48,7 @@ fuzz: deps
 bench: deps
 	bench/run.sh
 
-# docs/cli.md from wardenctl's own help (tests/tests/docs.rs checks it).
+# docs/cli.md from wardenctl's and warden's own help (tests/tests/docs.rs checks it).
 docs: build
 	docs/gen-cli.sh
 

@@ -1,22 +1,37 @@
 #!/bin/bash
-# Regenerates docs/cli.md, the wardenctl reference, from wardenctl's own help
-# (clap): `wardenctl --help`, then `wardenctl SUB --help` for every
-# subcommand it lists. tests/tests/docs.rs checks that the file is current.
+# Regenerates docs/cli.md from the binaries' own help:
+#  - the wardenctl reference: `wardenctl --help`, then `wardenctl SUB --help`
+#    for every subcommand it lists (clap);
+#  - the warden (REPL) reference: `warden --help`, `warden -- help`, then
+#    `warden -- CMD --help` for every command that lists.
+# tests/tests/docs.rs checks that the file is current, each part on its own.
 #
-#   docs/gen-cli.sh [WARDENCTL]   (default: the release build; `make build` first)
+#   docs/gen-cli.sh [WARDENCTL [WARDEN]]   (default: the release builds; `make build` first)
+#   ONLY=warden docs/gen-cli.sh [WARDEN]   (keep the file's wardenctl part as it is)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-w=${1:-target/x86_64-unknown-linux-gnu/release/wardenctl}
-[[ -x $w ]] || { echo "gen-cli.sh: $w is not there: make build" >&2; exit 1; }
+rel=target/x86_64-unknown-linux-gnu/release
+if [[ ${ONLY:-} == warden ]]; then
+  r=${1:-$rel/warden}
+else
+  w=${1:-$rel/wardenctl}
+  r=${2:-$rel/warden}
+  [[ -x $w ]] || { echo "gen-cli.sh: $w is not there: make build" >&2; exit 1; }
+fi
+[[ -x $r ]] || { echo "gen-cli.sh: $r is not there: make build" >&2; exit 1; }
 # An empty environment: clap shows the values of WARDEN_* variables it reads.
 help() { env -i "$w" "$@"; }
+rhelp() { env -i "$r" "$@"; }
 section() { # title help-text
   # shellcheck disable=SC2016 # the backquotes are markdown
   printf '\n## %s\n\n```text\n%s\n```\n' "$1" "$2"
 }
-top=$(help --help)
-subs=$(awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' <<<"$top" | grep -vx help)
-{
+# The line the warden part begins with (docs.rs splits the file there).
+marker='# warden (the REPL) command-line reference'
+wardenctl_part() {
+  local top subs s
+  top=$(help --help)
+  subs=$(awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' <<<"$top" | grep -vx help)
   echo "# wardenctl command-line reference"
   echo
   echo "Generated from wardenctl's own \`--help\` by \`docs/gen-cli.sh\`; do not edit by hand."
@@ -25,6 +40,32 @@ subs=$(awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' <<<"$to
   for s in $subs; do
     section "wardenctl $s" "$(help "$s" --help)"
   done
+}
+warden_part() {
+  local list cmds c
+  list=$(rhelp -- help)
+  cmds=$(awk -F'\t' '/^\t/ {split($2, a, " "); print a[1]}' <<<"$list" | grep -vx help)
+  echo
+  echo "$marker"
+  echo
+  echo "Generated from warden's own \`--help\`, \`help\` and \`CMD --help\` by \`docs/gen-cli.sh\`; do not edit by hand."
+  echo "How it behaves (arguments, output, exit status, history): [warden.md](warden.md)."
+  section "warden" "$(rhelp --help)"
+  section "warden help" "$list"
+  for c in $cmds; do
+    section "warden $c --help" "$(rhelp -- "$c" --help)"
+  done
+}
+{
+  if [[ ${ONLY:-} == warden ]]; then
+    # Everything before the warden part, as it is.
+    # (but the blank line before the marker, which warden_part writes).
+    awk -v m="$marker" '$0 == m {exit} held {print prev} {prev = $0; held = 1}
+      END {if (held && prev != "") print prev}' docs/cli.md
+  else
+    wardenctl_part
+  fi
+  warden_part
 } >docs/cli.md.tmp
 mv docs/cli.md.tmp docs/cli.md
-echo "wrote docs/cli.md ($(wc -w <<<"$subs") subcommands)"
+echo "wrote docs/cli.md"

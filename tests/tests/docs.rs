@@ -1,6 +1,10 @@
-//! docs/cli.md is wardenctl's help as the built binary prints it: the same
-//! text docs/gen-cli.sh writes, rebuilt here from `wardenctl --help` and
-//! `wardenctl SUB --help` for every subcommand listed. Needs no root.
+//! docs/cli.md is wardenctl's and warden's help as the built binaries
+//! print it: the same text docs/gen-cli.sh writes, rebuilt here from
+//! `wardenctl --help` and `wardenctl SUB --help` for every subcommand
+//! listed, then `warden --help`, `warden -- help` and `warden -- CMD
+//! --help` for every command listed. Each part is checked on its own (the
+//! file is split at the warden part's title), so either needs only its own
+//! binary. Needs no root.
 
 use std::fs;
 use std::process::Command;
@@ -44,7 +48,7 @@ fn section(title: &str, text: &str) -> String {
     )
 }
 
-fn expected() -> String {
+fn wardenctl_expected() -> String {
     let top = help(&["--help"]);
     let mut doc = String::from(
         "# wardenctl command-line reference\n\n\
@@ -68,16 +72,100 @@ fn subcommands_are_read_from_the_command_list() {
     assert_eq!(subcommands(top), ["setup", "copy-in"]);
 }
 
-#[test]
-fn cli_reference_is_current() {
+/// The title the warden part of docs/cli.md begins with.
+const WARDEN_TITLE: &str = "\n# warden (the REPL) command-line reference\n";
+
+/// warden's output, from an empty environment as gen-cli.sh runs it.
+fn warden_help(args: &[&str]) -> String {
+    let w = paths::bin("warden");
+    let out = Command::new(&w)
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", w.display()));
+    assert!(
+        out.status.success(),
+        "warden {args:?} exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("help is UTF-8")
+}
+
+/// The commands `warden -- help` lists (one per tab-indented line), but
+/// `help`.
+fn warden_commands(list: &str) -> Vec<String> {
+    list.lines()
+        .filter_map(|l| l.strip_prefix('\t'))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| *s != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+fn warden_expected() -> String {
+    let list = warden_help(&["--", "help"]);
+    let mut doc = format!(
+        "{WARDEN_TITLE}\n\
+         Generated from warden's own `--help`, `help` and `CMD --help` by `docs/gen-cli.sh`; do not edit by hand.\n\
+         How it behaves (arguments, output, exit status, history): [warden.md](warden.md).\n"
+    );
+    doc.push_str(&section("warden", &warden_help(&["--help"])));
+    doc.push_str(&section("warden help", &list));
+    for c in warden_commands(&list) {
+        doc.push_str(&section(
+            &format!("warden {c} --help"),
+            &warden_help(&["--", &c, "--help"]),
+        ));
+    }
+    doc
+}
+
+/// docs/cli.md, split into the wardenctl part and the warden part.
+fn parts() -> (String, String) {
     let path = paths::workspace().join("docs/cli.md");
     let have = fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("read {}: {e} (run docs/gen-cli.sh)", path.display()));
-    let want = expected();
+    match have.find(WARDEN_TITLE) {
+        Some(at) => (have[..at].to_string(), have[at..].to_string()),
+        None => (have, String::new()),
+    }
+}
+
+#[test]
+fn warden_commands_are_read_from_the_command_list() {
+    let list = "\n\tcopy_in  Copy.\n\tping     Ping.\n\thelp     Show help.\n\nUse --help.\n";
+    assert_eq!(warden_commands(list), ["copy_in", "ping"]);
+}
+
+#[test]
+fn warden_reference_is_current() {
+    let (_, have) = parts();
+    let want = warden_expected();
+    assert!(
+        warden_commands(&warden_help(&["--", "help"])).len() >= 19,
+        "warden -- help lists too few commands"
+    );
+    compare("the warden part of docs/cli.md", &have, &want, "warden");
+}
+
+#[test]
+fn cli_reference_is_current() {
+    let (have, _) = parts();
+    let want = wardenctl_expected();
     assert!(
         subcommands(&want).len() >= 10,
         "wardenctl --help lists too few subcommands"
     );
+    compare(
+        "the wardenctl part of docs/cli.md",
+        &have,
+        &want,
+        "wardenctl",
+    );
+}
+
+fn compare(what: &str, have: &str, want: &str, binary: &str) {
     if have != want {
         let line = have
             .lines()
@@ -85,9 +173,8 @@ fn cli_reference_is_current() {
             .position(|(a, b)| a != b)
             .unwrap_or_else(|| have.lines().count().min(want.lines().count()));
         panic!(
-            "{} is out of date (first difference at line {}: {:?} where wardenctl prints {:?}); \
+            "{what} is out of date (first difference at line {}: {:?} where {binary} prints {:?}); \
              regenerate it with `make build && docs/gen-cli.sh`",
-            path.display(),
             line + 1,
             have.lines().nth(line).unwrap_or("<end of file>"),
             want.lines().nth(line).unwrap_or("<end of file>"),
