@@ -6,6 +6,9 @@
 #                       iomux-spawn's peak RSS with 100 links
 #   bench/lifecycle.sh  create + start + first run vs runc run; destroy
 #   bench/scaling.sh    create latency as live containers grow (when present)
+#   bench/wardend.sh    the protocol server: ping requests/s (1, 64 clients);
+#                       run /bin/true through wardend vs wardenctl run vs wsh;
+#                       wardend's RSS idle, with containers, with open streams
 # then bench/summarize.py: a table of medians and ratios on stdout, and under
 # bench/results/: summary.csv, README-table.md (with the machine and its load
 # average at start, end, and sampled during the run: load.csv), the per-bench
@@ -14,17 +17,19 @@
 #
 # Builds what it needs (release binaries, target/rootfs/busybox) and installs
 # missing peers from Debian (runc, hyperfine, python3-matplotlib).
-# Env: BENCH_QUICK=1 for a short run (fewer rounds, scaling to 20; about 20 s
-# on 2 cores) instead of the full one (about 3 minutes); BENCH_RESULTS
-# (default bench/results).
+# Env: BENCH_QUICK=1 for a short run (fewer rounds, scaling to 20, wardend
+# with 20 containers; about 40 s on 2 cores) instead of the full one (about 4
+# minutes); BENCH_RESULTS (default bench/results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) == 0 ]] || { echo "bench/run.sh: must run as root" >&2; exit 1; }
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   mode=quick rounds=50 wsh_mib=500 tp_runs=3 iomux_runs=1 life_runs=5 scale=20
+  wd_rounds=20 wd_ping_rounds=3 wd_ping_seconds=0.5 wd_containers=20
 else
   mode=full rounds=300 wsh_mib=2000 tp_runs=5 iomux_runs=5 life_runs=20 scale=250
+  wd_rounds=200 wd_ping_rounds=10 wd_ping_seconds=1 wd_containers=100
 fi
 export BENCH_RESULTS=${BENCH_RESULTS:-bench/results}
 export WARDEN_BIN_DIR=$PWD/target/x86_64-unknown-linux-gnu/release
@@ -51,7 +56,8 @@ ${CARGO:-cargo} build --release --workspace
 mkdir -p "$results"
 for f in summary.csv README-table.md machine.env load.csv wsh.csv wsh-hyperfine.json iomux.csv \
   lifecycle.csv scaling.csv exec-latency.png throughput.png lifecycle.png scaling.png \
-  wsh.txt wsh.log iomux.txt iomux.log lifecycle.txt lifecycle.log scaling.txt scaling.log; do
+  wsh.txt wsh.log iomux.txt iomux.log lifecycle.txt lifecycle.log scaling.txt scaling.log \
+  wardend.csv wardend.txt wardend.log; do
   rm -f "${results:?}/$f"
 done
 {
@@ -99,6 +105,8 @@ if [[ -x bench/scaling.sh ]]; then
 else
   echo "== scaling: bench/scaling.sh is not there yet; skipped"
 fi
+bench wardend env WARDEND_PING_ROUNDS="$wd_ping_rounds" WARDEND_PING_SECONDS="$wd_ping_seconds" \
+  WARDEND_CONTAINERS="$wd_containers" bench/wardend.sh "$wd_rounds"
 
 kill "$sampler" 2>/dev/null || true
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.env"

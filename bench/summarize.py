@@ -3,8 +3,8 @@
 
     bench/summarize.py RESULTS_DIR
 
-Reads RESULTS_DIR/{wsh,iomux,lifecycle,scaling}.csv (whichever exist; the
-first three are case,run,value,unit), wsh-hyperfine.json, machine.env and
+Reads RESULTS_DIR/{wsh,iomux,lifecycle,scaling,wardend}.csv (whichever exist;
+all but scaling.csv are case,run,value,unit), wsh-hyperfine.json, machine.env and
 load.csv.
 Writes summary.csv, README-table.md and, when matplotlib is importable,
 exec-latency.png, lifecycle.png, throughput.png and scaling.png; prints the
@@ -105,6 +105,7 @@ def fmt(v):
 wsh = read_long("wsh.csv")
 iomux = read_long("iomux.csv")
 life = read_long("lifecycle.csv")
+wardend = read_long("wardend.csv")
 scale_x, scale_y = read_scaling()
 scaling = bool(scale_x)
 rows = []  # (group, measure, median, unit, ratio, relative_to, runs)
@@ -162,8 +163,31 @@ for col, ys in scale_y.items():
                  "first containers", k))
     rows.append(("scaling", "%s, containers %d-%d" % (label, int(scale_x[-k]), int(scale_x[-1])),
                  t, "ms", t / h if h else None, "first containers", k))
+add("wardend", "ping, 1 client (requests/s)", wardend, "ping_1_client", "ping_1_client", "1 client")
+add("wardend", "ping, 64 clients (requests/s)", wardend, "ping_64_clients", "ping_1_client", "1 client")
+add("wardend", "run /bin/true through wardend (target <= 2x wsh)", wardend, "run_wardend", "run_wsh",
+    "wsh straight to wshd")
+add("wardend", "run /bin/true through wardend (target <= 0.5x)", wardend, "run_wardend", "run_wardenctl",
+    "wardenctl run")
+add("wardend", "wardenctl run H -- /bin/true", wardend, "run_wardenctl", "run_wsh", "wsh straight to wshd")
+add("wardend", "wsh /bin/true straight to wshd (interleaved)", wardend, "run_wsh", "run_wsh",
+    "wsh straight to wshd")
+add("wardend", "spawn /bin/true through wardend (job start)", wardend, "spawn_wardend", "run_wardend",
+    "run through wardend")
+add("wardend", "info through wardend (in every run reply)", wardend, "info_wardend", "run_wardend",
+    "run through wardend")
 add("memory", "wshd RSS, idle container", wsh, "rss_wshd_idle")
 add("memory", "iomux-spawn peak RSS, 100 links", iomux, "rss_iomux_spawn_100_links")
+add("memory", "wardend RSS, idle", wardend, "rss_wardend_idle", "rss_wardend_idle", "idle")
+for case in sorted(wardend, key=lambda c: (not c.endswith("_containers"), c)):
+    parts = case.split("_")
+    if case.startswith("rss_wardend_") and parts[-1] in ("containers", "streams") and parts[2].isdigit():
+        what = "containers" if parts[-1] == "containers" else "open streams"
+        add("memory", "wardend RSS, %s %s" % (parts[2], what), wardend, case, "rss_wardend_idle", "idle")
+        if parts[-1] == "streams":
+            add("memory", "wardend threads, %s open streams" % parts[2], wardend,
+                "threads_wardend_%s_streams" % parts[2])
+add("memory", "job recorder RSS (a process per job)", wardend, "rss_recorder_per_job")
 
 with open(path("summary.csv"), "w", newline="") as f:
     w = csv.writer(f)
@@ -201,8 +225,13 @@ with open(path("README-table.md"), "w") as f:
             "widens the process's stdout pipe to 1 MiB, so dd's 1 MiB writes take fewer "
             "wake-ups than in a default 64 KiB pipe. The iomux rows use `head -c 1G "
             "/dev/zero | cat` as their pipe.\n")
+    if wardend:
+        f.write("\nwardend's targets: `run /bin/true` through wardend within 2x the direct "
+                "`wsh /bin/true` round trip and at most 0.5x `wardenctl run`; the three are "
+                "timed alike (fork/exec/wait, or one request on an open connection) in "
+                "interleaved batches. The spawn and info rows show where a run's time goes.\n")
     data_files = [n for n in ("wsh.csv", "wsh-hyperfine.json", "iomux.csv", "lifecycle.csv",
-                              "scaling.csv") if os.path.exists(path(n))]
+                              "scaling.csv", "wardend.csv") if os.path.exists(path(n))]
     f.write("\nPer-run data: %s. Plots: exec-latency.png, throughput.png, lifecycle.png%s.\n"
             % (", ".join(data_files), ", scaling.png" if scaling else ""))
 
