@@ -1,7 +1,8 @@
 //! The bytes that cross a socket or a file between Warden's helpers, written
 //! and read in one place so both ends agree: the wsh request and response
-//! ([`request`]), descriptor passing ([`fdpass`]), and the iomux framing,
-//! cursor file and job files ([`iomux`]).
+//! ([`request`]), descriptor passing ([`fdpass`]), the features file wshd
+//! writes beside its socket ([`features`]), and the iomux framing, cursor
+//! file and job files ([`iomux`]).
 //!
 //! Everything here is plain data and syscalls on borrowed descriptors; the
 //! only unsafe code adopts descriptors the kernel hands over in `fdpass`.
@@ -9,5 +10,6 @@
 
 #[allow(unsafe_code)]
 pub mod fdpass;
+pub mod features;
 pub mod iomux;
 pub mod request;

@@ -43,6 +43,10 @@
 //! `pidfd_send_signal`). The v2 exit pipe always carries the raw wait status as
 //! a native `i32` (as `waitpid` gives it), so a death by signal is reported
 //! distinctly; EOF without a word means wshd lost the child.
+//!
+//! A client learns whether the daemon takes version 2 from the daemon's
+//! features file ([`crate::features`]), never by trying: the C wshd aborts
+//! on a request it cannot parse.
 
 use std::ffi::{CStr, CString};
 

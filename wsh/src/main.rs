@@ -78,13 +78,35 @@ fn run() -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let session = match session::open(&opts.socket, &request) {
+    // Without --v2, wsh still forwards signals when the daemon's features
+    // file says it can carry the session over v2; the C wshd writes none,
+    // so it only ever sees v1 requests.
+    let offer = if opts.v2 {
+        None
+    } else {
+        session::upgrade_offer(&opts.socket)
+    };
+    let may_forward = opts.v2 || offer.is_some();
+    if may_forward {
+        if let Err(e) = signals::block_forwarded() {
+            eprintln!("wsh: sigprocmask: {e}");
+            return EXIT_FAILURE;
+        }
+    }
+    let session = match session::open(&opts.socket, &request, offer.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsh: {e}");
             return EXIT_FAILURE;
         }
     };
+    if may_forward && session.pidfd.is_none() {
+        // Plain v1 after all (the socket was not the checked daemon's).
+        if let Err(e) = signals::unblock_forwarded() {
+            eprintln!("wsh: sigprocmask: {e}");
+            return EXIT_FAILURE;
+        }
+    }
 
     let mut watched: Vec<Signal> = Vec::new();
     if tty {
@@ -154,20 +176,29 @@ fn run() -> i32 {
     }
     let master_for_winch = master_for_winch.and_then(Result::ok);
     let pidfd = session.pidfd;
+    let mut forwarded = false;
     let outcome = pump::run(pairs, session.exit, signalfd.as_ref(), |signo| {
         if signo == libc::SIGWINCH {
             if let Some(m) = &master_for_winch {
                 let _ = tty::copy_window_size(stdin, m.as_fd());
             }
         } else if let Some(p) = &pidfd {
-            if let Err(e) = signals::send_via_pidfd(p.as_fd(), signo) {
-                eprintln!("wsh: forward signal {signo}: {e}");
+            match signals::send_via_pidfd(p.as_fd(), signo) {
+                Ok(()) => forwarded = true,
+                // The process is gone; its status is on the way.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => eprintln!("wsh: forward signal {signo}: {e}"),
             }
         }
     });
     drop(raw_mode);
+    let exits_as = if !session.upgraded {
+        Protocol::Spoken(session.version)
+    } else {
+        Protocol::Upgraded { forwarded }
+    };
     match outcome {
-        Ok(exit) => exit_code(session.version, exit),
+        Ok(exit) => exit_code(exits_as, exit),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             signals::die_of_sigpipe();
             EXIT_FAILURE
@@ -179,16 +210,32 @@ fn run() -> i32 {
     }
 }
 
+/// Whose exit-code rules apply.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// The version wshd answered with: 1 reports the exit code (255 for a
+    /// signal), 2 the wait status (128+N for signal N).
+    Spoken(i32),
+    /// A v1 session carried over v2: v1's codes, except that a process
+    /// killed by a signal after wsh forwarded one gives 128+N as under
+    /// --v2 (what a shell reports for a wsh that died of that signal, as a
+    /// v1 wsh without forwarding did).
+    Upgraded { forwarded: bool },
+}
+
 /// The exit code wsh reports for what the exit pipe said.
-fn exit_code(version: i32, exit: Exit) -> i32 {
-    match (version, exit) {
+fn exit_code(protocol: Protocol, exit: Exit) -> i32 {
+    match (protocol, exit) {
         (_, Exit::Closed) => EXIT_FAILURE,
-        (1, Exit::Word(code)) => code & 0xff,
+        (Protocol::Spoken(1), Exit::Word(code)) => code & 0xff,
         (_, Exit::Word(status)) => {
             if libc::WIFEXITED(status) {
                 libc::WEXITSTATUS(status)
             } else if libc::WIFSIGNALED(status) {
-                128 + libc::WTERMSIG(status)
+                match protocol {
+                    Protocol::Upgraded { forwarded: false } => EXIT_FAILURE,
+                    _ => 128 + libc::WTERMSIG(status),
+                }
             } else {
                 EXIT_FAILURE
             }
@@ -202,12 +249,28 @@ mod tests {
 
     #[test]
     fn exit_codes() {
-        assert_eq!(exit_code(1, Exit::Word(42)), 42);
-        assert_eq!(exit_code(1, Exit::Word(256 + 3)), 3);
-        assert_eq!(exit_code(1, Exit::Closed), 255);
-        assert_eq!(exit_code(2, Exit::Word(42 << 8)), 42);
-        assert_eq!(exit_code(2, Exit::Word(libc::SIGKILL)), 128 + 9);
-        assert_eq!(exit_code(2, Exit::Word(libc::SIGTERM | 0x80)), 128 + 15);
-        assert_eq!(exit_code(2, Exit::Closed), 255);
+        let v1 = Protocol::Spoken(1);
+        let v2 = Protocol::Spoken(2);
+        assert_eq!(exit_code(v1, Exit::Word(42)), 42);
+        assert_eq!(exit_code(v1, Exit::Word(256 + 3)), 3);
+        assert_eq!(exit_code(v1, Exit::Closed), 255);
+        assert_eq!(exit_code(v2, Exit::Word(42 << 8)), 42);
+        assert_eq!(exit_code(v2, Exit::Word(libc::SIGKILL)), 128 + 9);
+        assert_eq!(exit_code(v2, Exit::Word(libc::SIGTERM | 0x80)), 128 + 15);
+        assert_eq!(exit_code(v2, Exit::Closed), 255);
+    }
+
+    #[test]
+    fn upgraded_sessions_keep_v1_codes_unless_wsh_forwarded_a_signal() {
+        let quiet = Protocol::Upgraded { forwarded: false };
+        let fwd = Protocol::Upgraded { forwarded: true };
+        for p in [quiet, fwd] {
+            assert_eq!(exit_code(p, Exit::Word(42 << 8)), 42);
+            assert_eq!(exit_code(p, Exit::Word(0)), 0);
+            assert_eq!(exit_code(p, Exit::Closed), 255);
+        }
+        assert_eq!(exit_code(quiet, Exit::Word(libc::SIGKILL)), 255);
+        assert_eq!(exit_code(fwd, Exit::Word(libc::SIGTERM)), 128 + 15);
+        assert_eq!(exit_code(fwd, Exit::Word(libc::SIGINT | 0x80)), 128 + 2);
     }
 }

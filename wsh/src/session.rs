@@ -1,5 +1,6 @@
 //! One exchange with wshd: connect, send the request, receive the response
-//! word and the descriptors of the remote process.
+//! word and the descriptors of the remote process; and whether the daemon
+//! offers version 2 to a version-1 client (its features file).
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use wire::fdpass::{recv_with_fds, FdPassError};
+use wire::features::{self, Features};
 use wire::request::{decode_response, rlimits_from_env, Request, RequestError};
 
 use crate::args::Options;
@@ -65,6 +67,36 @@ pub struct Session {
     /// v2 only: the process, for forwarding signals.
     pub pidfd: Option<OwnedFd>,
     pub version: i32,
+    /// A v1 session (no `--v2`) carried over version 2 because the daemon
+    /// said it speaks it (see [`upgrade_offer`]): the caller still gets
+    /// version-1 results.
+    pub upgraded: bool,
+}
+
+/// Whether the daemon behind `socket` says, in its features file, that it
+/// speaks version 2, and the file is that daemon's (wire::features): the
+/// socket is the inode the file names, and the wshd that wrote it runs.
+/// Reads a file and /proc; never sends anything. The C wshd writes no such
+/// file, so against it this is None and wsh speaks version 1 only.
+pub fn upgrade_offer(socket: &Path) -> Option<Features> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let text = std::fs::read_to_string(features::path_for(socket)).ok()?;
+    let offer = Features::parse(&text)?;
+    if !offer.speaks(2) {
+        return None;
+    }
+    let meta = std::fs::metadata(socket).ok()?;
+    if !meta.file_type().is_socket() || (meta.dev(), meta.ino()) != (offer.dev, offer.ino) {
+        return None;
+    }
+    (features::starttime_of(offer.pid)? == offer.starttime).then_some(offer)
+}
+
+/// Whether the connection's peer is the listener the features file names:
+/// the socket connected to is the one the checked wshd listens on.
+fn peer_is(stream: &UnixStream, offer: &Features) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(stream, PeerCredentials).is_ok_and(|c| c.pid() == offer.listener)
 }
 
 fn cstring(v: OsString, what: &'static str) -> Result<CString, SessionError> {
@@ -121,10 +153,31 @@ fn wait_readable(sock: BorrowedFd<'_>) -> Result<(), FdPassError> {
     }
 }
 
-pub fn open(socket: &Path, request: &Request) -> Result<Session, SessionError> {
-    let bytes = request.encode().map_err(SessionError::Encode)?;
+/// Connect, send `request` and take the response. With an `offer` from
+/// [`upgrade_offer`] whose listener is the peer, a version-1 request goes
+/// out as version 2 asking for a pidfd (same argv, rlimits, user, LANG; no
+/// env, no dir), so that signals can be forwarded.
+pub fn open(
+    socket: &Path,
+    request: &Request,
+    offer: Option<&Features>,
+) -> Result<Session, SessionError> {
+    let mut bytes = request.encode().map_err(SessionError::Encode)?;
     let mut stream =
         UnixStream::connect(socket).map_err(|e| SessionError::Connect(socket.to_owned(), e))?;
+    let upgraded = request.version == 1 && offer.is_some_and(|o| peer_is(&stream, o));
+    let upgrade;
+    let request = if upgraded {
+        upgrade = Request {
+            version: 2,
+            want_pidfd: true,
+            ..request.clone()
+        };
+        bytes = upgrade.encode().map_err(SessionError::Encode)?;
+        &upgrade
+    } else {
+        request
+    };
     stream.write_all(&bytes).map_err(SessionError::Send)?;
     wait_readable(stream.as_fd()).map_err(SessionError::Receive)?;
 
@@ -176,5 +229,6 @@ pub fn open(socket: &Path, request: &Request) -> Result<Session, SessionError> {
         exit,
         pidfd,
         version,
+        upgraded,
     })
 }

@@ -69,6 +69,14 @@ pub fn start(args: &StartArgs) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing stale {}", sock.display())),
     }
+    // A features file left by an earlier wshd would not match the new
+    // socket anyway (see wire::features); removing it keeps run/ honest.
+    let features = wire::features::path_for(&sock);
+    match std::fs::remove_file(&features) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing stale {}", features.display())),
+    }
     // Whoever connects is root in the container: the socket is the owner's
     // alone, whatever umask wshd was started with.
     let old_umask = umask(Mode::from_bits_truncate(0o177));
@@ -142,7 +150,46 @@ pub fn start(args: &StartArgs) -> Result<()> {
     }
     guard.0 = None;
     drop(listener);
+    // Clients that find no usable features file speak version 1, so a
+    // failure here costs signal forwarding, not the container.
+    if let Err(e) = write_features(&sock, &features, pid) {
+        eprintln!("wshd: warning: {}: {e:#}", features.display());
+    }
     Ok(())
+}
+
+/// Tell clients, without a request, what this wshd speaks and how to know
+/// that the file is this wshd's (wire::features). Written to a temporary
+/// file and renamed, so a reader sees all of it or none; before start-up
+/// returns, so it is there once the container is announced.
+fn write_features(sock: &Path, path: &Path, init: Pid) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let meta = std::fs::symlink_metadata(sock).context("stat of the socket")?;
+    let starttime = wire::features::starttime_of(init.as_raw())
+        .ok_or_else(|| anyhow!("no start time in /proc/{init}/stat"))?;
+    let text = wire::features::Features {
+        pid: init.as_raw(),
+        starttime,
+        listener: std::process::id() as i32,
+        dev: meta.dev(),
+        ino: meta.ino(),
+        protocols: vec![1, 2],
+    }
+    .encode();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    // The socket's own mode: whoever may use the socket may read this.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(text.as_bytes()).context("writing")?;
+    drop(f);
+    std::fs::rename(&tmp, path).context("renaming into place")
 }
 
 /// What the container side needs, all prepared in the parent.
