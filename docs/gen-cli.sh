@@ -1,7 +1,8 @@
 #!/bin/bash
 # Regenerates docs/cli.md, the wardenctl reference, from wardenctl's own help
 # (clap): `wardenctl --help`, then `wardenctl SUB --help` for every
-# subcommand it lists. tests/tests/docs.rs checks that the file is current.
+# subcommand it lists (and `wardenctl SUB SUBSUB --help` for those a SUB
+# lists in turn, e.g. `rootfs import`). tests/tests/docs.rs checks that the file is current.
 #
 #   docs/gen-cli.sh [WARDENCTL]   (default: the release build; `make build` first)
 set -euo pipefail
@@ -15,7 +16,8 @@ section() { # title help-text
   printf '\n## %s\n\n```text\n%s\n```\n' "$1" "$2"
 }
 top=$(help --help)
-subs=$(awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' <<<"$top" | grep -vx help)
+commands() { awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' | grep -vx help || true; }
+subs=$(commands <<<"$top")
 {
   echo "# wardenctl command-line reference"
   echo
@@ -23,7 +25,11 @@ subs=$(awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' <<<"$to
   echo "After changing the command line: \`make build && docs/gen-cli.sh\`."
   section "wardenctl" "$top"
   for s in $subs; do
-    section "wardenctl $s" "$(help "$s" --help)"
+    text=$(help "$s" --help)
+    section "wardenctl $s" "$text"
+    for ss in $(commands <<<"$text"); do
+      section "wardenctl $s $ss" "$(help "$s" "$ss" --help)"
+    done
   done
 } >docs/cli.md.tmp
 mv docs/cli.md.tmp docs/cli.md

@@ -1,6 +1,7 @@
 //! docs/cli.md is wardenctl's help as the built binary prints it: the same
 //! text docs/gen-cli.sh writes, rebuilt here from `wardenctl --help` and
-//! `wardenctl SUB --help` for every subcommand listed. Needs no root.
+//! `wardenctl SUB --help` for every subcommand listed (and `wardenctl SUB
+//! SUBSUB --help` for nested ones). Needs no root.
 
 use std::fs;
 use std::process::Command;
@@ -53,10 +54,15 @@ fn expected() -> String {
     );
     doc.push_str(&section("wardenctl", &top));
     for sub in subcommands(&top) {
-        doc.push_str(&section(
-            &format!("wardenctl {sub}"),
-            &help(&[&sub, "--help"]),
-        ));
+        let text = help(&[&sub, "--help"]);
+        doc.push_str(&section(&format!("wardenctl {sub}"), &text));
+        // Nested subcommands (`rootfs import`).
+        for subsub in subcommands(&text) {
+            doc.push_str(&section(
+                &format!("wardenctl {sub} {subsub}"),
+                &help(&[&sub, &subsub, "--help"]),
+            ));
+        }
     }
     doc
 }
