@@ -1,7 +1,8 @@
 #!/bin/bash
 # Regenerates docs/cli.md from the binaries' own help:
 #  - the wardenctl reference: `wardenctl --help`, then `wardenctl SUB --help`
-#    for every subcommand it lists (clap);
+#    for every subcommand it lists, and `wardenctl SUB SUBSUB --help` for
+#    those a SUB lists in turn, e.g. `rootfs import` (clap);
 #  - the warden (REPL) reference: `warden --help`, `warden -- help`, then
 #    `warden -- CMD --help` for every command that lists.
 # tests/tests/docs.rs checks that the file is current, each part on its own.
@@ -28,17 +29,23 @@ section() { # title help-text
 }
 # The line the warden part begins with (docs.rs splits the file there).
 marker='# warden (the REPL) command-line reference'
+commands() { awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' | grep -vx help || true; }
 wardenctl_part() {
-  local top subs s
+  local top subs s ss text
   top=$(help --help)
-  subs=$(awk '/^Commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}' <<<"$top" | grep -vx help)
+  subs=$(commands <<<"$top")
   echo "# wardenctl command-line reference"
   echo
   echo "Generated from wardenctl's own \`--help\` by \`docs/gen-cli.sh\`; do not edit by hand."
   echo "After changing the command line: \`make build && docs/gen-cli.sh\`."
   section "wardenctl" "$top"
   for s in $subs; do
-    section "wardenctl $s" "$(help "$s" --help)"
+    text=$(help "$s" --help)
+    section "wardenctl $s" "$text"
+    # Nested subcommands (`rootfs import`) get sections of their own.
+    for ss in $(commands <<<"$text"); do
+      section "wardenctl $s $ss" "$(help "$s" "$ss" --help)"
+    done
   done
 }
 warden_part() {

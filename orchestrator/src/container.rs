@@ -99,6 +99,7 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
         depot::validate_handle(handle)?;
     }
     let rootfs = check_rootfs(&opts.rootfs)?;
+    let image = crate::image::ImageRecord::of_rootfs(&rootfs)?;
     if let Some(limits) = opts.disk {
         disk::check_create(limits, depot)?;
     }
@@ -203,6 +204,10 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
     };
 
     let started = append_bind_mounts(&instance, &opts.bind_mounts)
+        .and_then(|()| match &image {
+            Some(record) => record.save(&instance.path.join(crate::image::INSTANCE_FILE)),
+            None => Ok(()),
+        })
         .and_then(|()| match opts.disk {
             Some(limits) => disk::setup_image(&instance, limits),
             None => Ok(()),

@@ -78,6 +78,12 @@ pub struct SpawnOptions {
     pub rlimits: Vec<(String, String)>,
     pub discard_output: bool,
     pub script: Vec<u8>,
+    /// Leave out the image's Env and WorkingDir (a container whose rootfs
+    /// was imported starts every job with them, see [`crate::image`]).
+    pub no_image_env: bool,
+    /// Run the image's Entrypoint followed by these words, or by its Cmd
+    /// when there are none; `script` is not used.
+    pub image_cmd: Option<Vec<String>>,
 }
 
 /// `NAME=CUR[:MAX]`, NAME as in `RLIMITS` (any case, `RLIMIT_` optional),
@@ -188,6 +194,7 @@ pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(false)?;
     instance.require_state("spawn", &[State::Active])?;
+    let opts = &with_image(&instance, opts)?;
     let (id, dir) = new_job_dir(&instance)?;
     match start_job(&instance, &dir, opts) {
         Ok(()) => Ok(id),
@@ -197,6 +204,34 @@ pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
             Err(e)
         }
     }
+}
+
+/// The job's script as the container's image (when it has one) wants it:
+/// its command for `image_cmd`, after the image's Env and WorkingDir.
+fn with_image(instance: &Instance, opts: &SpawnOptions) -> Result<SpawnOptions> {
+    let record = crate::image::ImageRecord::read(&instance.path.join(crate::image::INSTANCE_FILE))?;
+    let mut opts = opts.clone();
+    if let Some(args) = opts.image_cmd.take() {
+        let record = record.as_ref().ok_or_else(|| {
+            Error::BadArgument(format!(
+                "container {} has no image (its rootfs was not imported)",
+                instance.handle
+            ))
+        })?;
+        let argv = record.command(&args);
+        if argv.is_empty() {
+            return Err(Error::BadArgument(
+                "the image has neither Entrypoint nor Cmd".into(),
+            ));
+        }
+        opts.script = script_for_argv(&argv);
+    }
+    if let (Some(record), false) = (&record, opts.no_image_env) {
+        let mut script = record.preamble().into_bytes();
+        script.extend_from_slice(&opts.script);
+        opts.script = script;
+    }
+    Ok(opts)
 }
 
 fn start_job(instance: &Instance, dir: &Path, opts: &SpawnOptions) -> Result<()> {

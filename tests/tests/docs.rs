@@ -1,7 +1,7 @@
 //! docs/cli.md is wardenctl's and warden's help as the built binaries
 //! print it: the same text docs/gen-cli.sh writes, rebuilt here from
 //! `wardenctl --help` and `wardenctl SUB --help` for every subcommand
-//! listed, then `warden --help`, `warden -- help` and `warden -- CMD
+//! listed (and `wardenctl SUB SUBSUB --help` for nested ones), then `warden --help`, `warden -- help` and `warden -- CMD
 //! --help` for every command listed. Each part is checked on its own (the
 //! file is split at the warden part's title), so either needs only its own
 //! binary. Needs no root.
@@ -57,10 +57,15 @@ fn wardenctl_expected() -> String {
     );
     doc.push_str(&section("wardenctl", &top));
     for sub in subcommands(&top) {
-        doc.push_str(&section(
-            &format!("wardenctl {sub}"),
-            &help(&[&sub, "--help"]),
-        ));
+        let text = help(&[&sub, "--help"]);
+        doc.push_str(&section(&format!("wardenctl {sub}"), &text));
+        // Nested subcommands (`rootfs import`).
+        for subsub in subcommands(&text) {
+            doc.push_str(&section(
+                &format!("wardenctl {sub} {subsub}"),
+                &help(&[&sub, &subsub, "--help"]),
+            ));
+        }
     }
     doc
 }

@@ -335,6 +335,7 @@ fn spawn_options(
         rlimits: all,
         discard_output,
         script,
+        ..Default::default()
     }
 }
 
