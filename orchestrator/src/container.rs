@@ -428,6 +428,17 @@ impl Info {
 }
 
 pub fn info(depot: &Depot, handle: &str) -> Result<Info> {
+    info_of(depot, handle, true)
+}
+
+/// [`info`] without the disk and bandwidth stats, which cost a walk of the
+/// writable layer and two `tc` runs: what a server puts in every link, run
+/// and stream response, where a job's round trip should not pay for them.
+pub fn info_brief(depot: &Depot, handle: &str) -> Result<Info> {
+    info_of(depot, handle, false)
+}
+
+fn info_of(depot: &Depot, handle: &str, all_stats: bool) -> Result<Info> {
     let instance = Instance::open(depot, handle)?;
     let config = instance.config().unwrap_or_default();
     let id = config.id().unwrap_or_default().to_string();
@@ -448,14 +459,20 @@ pub fn info(depot: &Depot, handle: &str) -> Result<Info> {
         wshd_pid: process::read_pid(&instance.path.join("run/wshd.pid")),
         memory_stat: memory_stat(&id),
         cpu_stat: cpu_stat(&id),
-        disk_stat: {
+        disk_stat: if all_stats {
             let d = disk::stat(&instance);
             vec![
                 ("bytes_used".to_string(), d.bytes_used),
                 ("inodes_used".to_string(), d.inodes_used),
             ]
+        } else {
+            Vec::new()
         },
-        bandwidth_stat: crate::limits::bandwidth_stat(&instance),
+        bandwidth_stat: if all_stats {
+            crate::limits::bandwidth_stat(&instance)
+        } else {
+            Vec::new()
+        },
         id,
     })
 }

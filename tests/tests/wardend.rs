@@ -600,18 +600,36 @@ fn a_stalled_reader_stalls_no_one_else() {
     };
     let mut c = s.client();
     let handle = c.create("stall");
+    // A mebibyte, a pause (the stopped client stops within it), the rest.
     let job = c.spawn(
         &handle,
-        "dd if=/dev/zero bs=1M count=40 2>/dev/null | tr '\\0' x",
+        "{ dd if=/dev/zero bs=1M count=1; sleep 1; dd if=/dev/zero bs=1M count=39; } 2>/dev/null | tr '\\0' x",
     );
-    // A client that asks for the stream and then stops reading: a stopped
-    // process looks so to the server.
-    let mut stalled = s.client();
-    stalled.send(pb::StreamRequest {
-        handle: handle.clone(),
-        job_id: job,
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // A real client process (the warden REPL) streaming the job, stopped
+    // with SIGSTOP once the output flows.
+    let got = s.depot.data("stalled").join("out");
+    let mut stalled = std::process::Command::new(tests::paths::bin("warden"))
+        .arg("--socket")
+        .arg(&s.socket)
+        .args([
+            "--",
+            "stream",
+            "--handle",
+            &handle,
+            "--job_id",
+            &job.to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&got).unwrap())
+        .spawn()
+        .unwrap();
+    let stalled_pid = nix::unistd::Pid::from_raw(stalled.id() as i32);
+    wait_for(
+        "the stalled client's first bytes",
+        Duration::from_secs(10),
+        || std::fs::metadata(&got).is_ok_and(|m| m.len() > 0),
+    );
+    nix::sys::signal::kill(stalled_pid, Signal::SIGSTOP).unwrap();
     // Another one streams the same job at full speed, and others are
     // served meanwhile.
     let started = Instant::now();
@@ -622,10 +640,15 @@ fn a_stalled_reader_stalls_no_one_else() {
         Response::Ping(_)
     ));
     eprintln!(
-        "full-speed stream beside a stalled one: {:?}",
+        "full-speed stream beside a stopped one: {:?}",
         started.elapsed()
     );
-    // The server holds little for the stalled client: its RSS stays far
+    let before = std::fs::metadata(&got).unwrap().len();
+    assert!(
+        before < 40 << 20,
+        "the stopped client had not read it all yet"
+    );
+    // The server holds little for the stopped client: its RSS stays far
     // below the 40 MiB the job wrote.
     let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", s.pid()))
         .unwrap()
@@ -634,20 +657,11 @@ fn a_stalled_reader_stalls_no_one_else() {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap();
     assert!(rss_kib < 30 * 1024, "wardend holds {rss_kib} KiB");
-    // The stalled client reads again and gets every byte.
-    let mut total = 0usize;
-    loop {
-        match stalled.receive() {
-            Response::Stream(r) => {
-                if let Some(status) = r.exit_status {
-                    assert_eq!(status, 0);
-                    break;
-                }
-                total += r.data.map_or(0, |d| d.len());
-            }
-            r => panic!("{r:?}"),
-        }
-    }
+    // Continued, the client gets every byte and the job's status.
+    nix::sys::signal::kill(stalled_pid, Signal::SIGCONT).unwrap();
+    let status = stalled.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let total = std::fs::metadata(&got).unwrap().len();
     assert_eq!(total, 40 << 20);
     c.destroy(&handle);
 }
@@ -1074,4 +1088,47 @@ fn a_client_that_hangs_up_frees_its_wait() {
         r => panic!("{r:?}"),
     }
     c.destroy(&handle);
+}
+
+/// The warden shell against the real server: one command per invocation.
+#[test]
+fn the_warden_shell_drives_wardend() {
+    let Some(s) = server("shell") else {
+        return;
+    };
+    let warden = |args: &[&str]| {
+        std::process::Command::new(tests::paths::bin("warden"))
+            .arg("--socket")
+            .arg(&s.socket)
+            .arg("--")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = warden(&["create", "--handle", "shell", "--grace_time", "600"]);
+    assert_ok(&out, "warden -- create");
+    assert_eq!(stdout(&out), "handle : shell\n");
+    let out = warden(&[
+        "run",
+        "--handle",
+        "shell",
+        "--script",
+        "echo hi; echo oops >&2; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(stdout(&out), "hi\n");
+    assert_eq!(tests::ctl::stderr(&out), "oops\n");
+    let out = warden(&["info", "--handle", "shell"]);
+    assert_ok(&out, "warden -- info");
+    assert!(stdout(&out).contains("state : active"), "{}", stdout(&out));
+    let out = warden(&["info", "--handle", "nope"]);
+    assert!(!out.status.success());
+    assert!(tests::ctl::stderr(&out).contains("nope"), "{out:?}");
+    let id = container_id(&s, "shell");
+    assert_ok(
+        &warden(&["destroy", "--handle", "shell"]),
+        "warden -- destroy",
+    );
+    assert_gone(&s.depot, "shell", &id);
 }

@@ -144,7 +144,7 @@ fn answer(server: &Server, request: Request, present: &Present<'_>) -> Answer {
                 exit_status: Some(exit_status(result.exit_status)),
                 stdout: Some(result.stdout),
                 stderr: Some(result.stderr),
-                info: info(depot, &r.handle).ok(),
+                info: brief_info(depot, &r.handle),
             }))
         }
         Request::Run(r) => {
@@ -161,7 +161,7 @@ fn answer(server: &Server, request: Request, present: &Present<'_>) -> Answer {
                 exit_status: Some(exit_status(result.exit_status)),
                 stdout: Some(result.stdout),
                 stderr: Some(result.stderr),
-                info: info(depot, &r.handle).ok(),
+                info: brief_info(depot, &r.handle),
             }))
         }
         Request::Stream(_) => unreachable_stream(),
@@ -408,7 +408,18 @@ fn net_out_rule(r: &pb::NetOutRequest) -> netrules::NetOut {
 }
 
 pub fn info(depot: &Depot, handle: &str) -> Result<pb::InfoResponse, Error> {
-    let info = container::info(depot, handle)?;
+    info_response(container::info(depot, handle)?, true)
+}
+
+/// The info a link, run or stream response carries: no disk and bandwidth
+/// stats (see [`container::info_brief`]); an InfoRequest has them.
+fn brief_info(depot: &Depot, handle: &str) -> Option<pb::InfoResponse> {
+    container::info_brief(depot, handle)
+        .ok()
+        .and_then(|i| info_response(i, false).ok())
+}
+
+fn info_response(info: container::Info, all_stats: bool) -> Result<pb::InfoResponse, Error> {
     let get =
         |pairs: &[(String, u64)], key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
     let m = &info.memory_stat;
@@ -457,11 +468,11 @@ pub fn info(depot: &Depot, handle: &str) -> Result<pb::InfoResponse, Error> {
             user: get(c, "user"),
             system: get(c, "system"),
         }),
-        disk_stat: Some(pb::info_response::DiskStat {
+        disk_stat: all_stats.then(|| pb::info_response::DiskStat {
             bytes_used: get(d, "bytes_used"),
             inodes_used: get(d, "inodes_used"),
         }),
-        bandwidth_stat: Some(pb::info_response::BandwidthStat {
+        bandwidth_stat: all_stats.then(|| pb::info_response::BandwidthStat {
             in_rate: get(b, "in_rate"),
             in_burst: get(b, "in_burst"),
             out_rate: get(b, "out_rate"),
@@ -511,7 +522,7 @@ fn stream(
     match result {
         Ok(code) => send(Response::Stream(pb::StreamResponse {
             exit_status: Some(exit_status(code)),
-            info: info(depot, &r.handle).ok(),
+            info: brief_info(depot, &r.handle),
             ..Default::default()
         })),
         Err(e) => send(error_response(e.to_string())),
