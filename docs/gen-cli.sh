@@ -47,6 +47,8 @@ wardenctl_part() {
       section "wardenctl $s $ss" "$(help "$s" "$ss" --help)"
     done
   done
+  # The protocol server, whose only command line is its flags.
+  section "wardend" "$(env -i "$(dirname "$w")/wardend" --help)"
 }
 warden_part() {
   local list cmds c

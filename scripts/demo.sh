@@ -48,6 +48,44 @@ say wardenctl link "$handle" "$job"
 say wardenctl destroy "$handle"
 "$ctl" destroy "$handle"
 handle=""
+
+# The same through Warden's protocol: wardend on a socket of its own, the
+# warden shell typing into it (a warden> session, commands from stdin).
+sockdir=$(mktemp -d /tmp/warden-demo-sock.XXXXXX)
+chmod 700 "$sockdir"
+printf '%s\n' "server:" \
+  "  unix_domain_path: $sockdir/warden.sock" \
+  "  container_rootfs_path: $rootfs" \
+  "  container_depot_path: $WARDEN_DEPOT" \
+  "logging:" \
+  "  file: $sockdir/wardend.log" >"$sockdir/linux.yml"
+say wardend --config "$sockdir/linux.yml" '&'
+"$bin/wardend" --config "$sockdir/linux.yml" &
+server=$!
+cleanup() {
+  [ -z "$handle" ] || "$ctl" destroy "$handle" >/dev/null 2>&1 || true
+  "$ctl" destroy demo >/dev/null 2>&1 || true
+  kill "$server" 2>/dev/null || true
+  rm -rf "$sockdir"
+}
+for _ in $(seq 200); do [ -S "$sockdir/warden.sock" ] && break; sleep 0.05; done
+# Each line as typed at the warden> prompt (warden reads commands from a
+# pipe the same way, without the prompt).
+session=(
+  'create --handle demo'
+  "run --handle demo --script 'echo hello from \$(hostname); id -un'"
+  'limit_memory --handle demo --limit_in_bytes 67108864'
+  'net_in --handle demo --container_port 8080'
+  'destroy --handle demo'
+  'list'
+)
+printf '\n\033[1m$ warden --socket %s\033[0m\n' "$sockdir/warden.sock"
+for line in "${session[@]}"; do
+  printf 'warden> %s\n' "$line"
+  printf '%s\n' "$line" | "$bin/warden" --socket "$sockdir/warden.sock" 2>&1 || true
+done
+kill "$server"
+wait "$server" 2>/dev/null || true
 say wardenctl list
 "$ctl" list
 echo "(empty: nothing left)"

@@ -14,7 +14,11 @@ use tests::paths;
 /// The help text, from an empty environment as gen-cli.sh runs it (clap
 /// prints the values of the WARDEN_* variables it reads).
 fn help(args: &[&str]) -> String {
-    let w = paths::bin("wardenctl");
+    help_of("wardenctl", args)
+}
+
+fn help_of(binary: &str, args: &[&str]) -> String {
+    let w = paths::bin(binary);
     let out = Command::new(&w)
         .args(args)
         .env_clear()
@@ -22,7 +26,7 @@ fn help(args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("run {}: {e}", w.display()));
     assert!(
         out.status.success(),
-        "wardenctl {args:?} exited with {}: {}",
+        "{binary} {args:?} exited with {}: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -67,6 +71,7 @@ fn wardenctl_expected() -> String {
             ));
         }
     }
+    doc.push_str(&section("wardend", &help_of("wardend", &["--help"])));
     doc
 }
 

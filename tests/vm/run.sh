@@ -257,7 +257,7 @@ build_initramfs() {
   build_modules
 
   local b
-  for b in wshd wsh iomux-spawn iomux-link cgroup-devices wardenctl confine-probe oom repquota closefds; do
+  for b in wshd wsh iomux-spawn iomux-link cgroup-devices wardenctl wardend warden confine-probe oom repquota closefds; do
     cp "$release/$b" "$stage/opt/warden/bin/$b"
   done
   mkdir -p "$stage/opt/warden/setup-scripts"
@@ -350,7 +350,7 @@ report() {
 need_packages qemu-system-x86 busybox-static kmod quota iproute2 iptables nftables \
   e2fsprogs rsync util-linux mount bsdutils procps coreutils dash mawk file
 command -v qemu-system-x86_64 > /dev/null || die "qemu-system-x86_64 is missing"
-for b in wshd wsh iomux-spawn iomux-link cgroup-devices wardenctl confine-probe oom repquota closefds; do
+for b in wshd wsh iomux-spawn iomux-link cgroup-devices wardenctl wardend warden confine-probe oom repquota closefds; do
   if [ ! -x "$release/$b" ]; then
     say "building the release binaries"
     (cd "$repo" && cargo build --release --workspace)

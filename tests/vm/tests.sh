@@ -32,7 +32,7 @@ wshd-start wshd-exit-codes wshd-stdio wshd-users wshd-tty wshd-fds wshd-teardown
 wardenctl-setup wardenctl-create wardenctl-run wardenctl-spawn-link pids-max
 wardenctl-stop wardenctl-destroy wardenctl-two-containers
 device-whitelist memory-oom oom-tool cpu-weight disk-loop disk-quota repquota-tool net-out net-in
-confinement confinement-nested"
+confinement confinement-nested wardend"
 
 fail() {
   echo "$*" >&2
@@ -598,6 +598,64 @@ t_confinement_nested() {
     expect "nested $p" "$(probe root $p)" ok
   done
   gone conf1 "$id"
+}
+
+# wardend on cgroup v2, driven by the warden shell: create, run (exit
+# status and output), limit_memory answering the value in force, info,
+# spawn + stream, destroy; nothing is left and SIGTERM ends the server.
+t_wardend() {
+  dir=$STATE/wardend
+  mkdir -p "$dir" && chmod 700 "$dir"
+  printf '%s\n' "server:" \
+    "  unix_domain_path: $dir/warden.sock" \
+    "  container_rootfs_path: $ROOTFS" \
+    "  container_depot_path: $WARDEN_DEPOT" \
+    "  container_grace_time: ~" \
+    "network:" \
+    "  pool_start_address: 10.254.8.0" \
+    "  pool_size: 64" > "$dir/linux.yml"
+  "$BIN/wardend" --config "$dir/linux.yml" > "$dir/log" 2>&1 &
+  server=$!
+  i=0
+  while [ ! -S "$dir/warden.sock" ]; do
+    i=$((i + 1))
+    [ "$i" -lt 400 ] || fail "wardend did not listen: $(cat "$dir/log")"
+    kill -0 "$server" 2> /dev/null || fail "wardend exited: $(cat "$dir/log")"
+    sleep 0.05
+  done
+  capture warden_cmd create --handle vmd
+  expect "warden create ($err)" "$rc" 0
+  expect "create answer" "$out" "handle : vmd"
+  id=$(json_str id "$(ctl info vmd --json)")
+  [ -n "$id" ] || fail "no id for vmd"
+  capture warden_cmd run --handle vmd --script 'cat /proc/self/cgroup; exit 6'
+  expect "run exit status ($err)" "$rc" 6
+  expect "run output" "$out" "0::/"
+  capture warden_cmd limit_memory --handle vmd --limit_in_bytes 67108864
+  expect "limit_memory ($err)" "$rc" 0
+  expect "limit_memory answer" "$out" "limit_in_bytes : 67108864"
+  expect "memory.max" "$(cat "$CG/instance-$id/memory.max")" 67108864
+  capture warden_cmd info --handle vmd
+  case "$out" in *"state : active"*) ;; *) fail "info: $out ($err)" ;; esac
+  capture warden_cmd spawn --handle vmd --script 'echo one; echo two'
+  job=$(printf '%s' "$out" | sed -n 's/^job_id : //p')
+  [ -n "$job" ] || fail "spawn: $out ($err)"
+  capture warden_cmd stream --handle vmd --job_id "$job"
+  expect "stream ($err)" "$rc" 0
+  expect "stream output" "$(words "$out")" "one two"
+  capture warden_cmd destroy --handle vmd
+  expect "destroy ($err)" "$rc" 0
+  leftovers "$id" "$WARDEN_DEPOT/vmd"
+  [ -z "$left" ] || fail "left behind${left}"
+  kill -TERM "$server"
+  wait "$server"
+  expect "wardend's exit on SIGTERM" "$?" 0
+  [ ! -e "$dir/warden.sock" ] || fail "the socket is left"
+}
+
+# The warden shell, one command, on the test's wardend.
+warden_cmd() {
+  "$BIN/warden" --socket "$STATE/wardend/warden.sock" -- "$@"
 }
 
 t_memory_oom() {
