@@ -51,9 +51,16 @@ delete_rule() {
 }
 
 # Both tables in one iptables-restore transaction: all or nothing, and one
-# process instead of a dozen.
+# process instead of a dozen. $lock, when set, is the lock file: flock takes
+# it and runs iptables-restore in one process (setup and teardown's common
+# case, the only command they need).
+lock=
 restore() {
-  iptables-restore -w --noflush
+  if [ -n "$lock" ]; then
+    flock -w 30 "$lock" iptables-restore -w --noflush
+  else
+    iptables-restore -w --noflush
+  fi
 }
 
 # The rule by rule way, for whatever state a failed command left.
@@ -68,7 +75,7 @@ teardown_slowly() {
 }
 
 teardown() {
-  restore 2>/dev/null <<RULES || teardown_slowly
+  restore 2>/dev/null <<RULES || { take_lock && teardown_slowly; }
 *raw
 -D $raw_source_chain -i $network_host_iface ! -s $network_container_ip -j DROP
 COMMIT
@@ -108,15 +115,18 @@ COMMIT
 RULES
 }
 
-# tmp/net.up marks chains set up and not torn down since; without it, the
-# chains are normally absent and one iptables-restore suffices.
+# tmp/net.up (not empty) marks chains set up and not torn down since;
+# without it, the chains are normally absent and one iptables-restore
+# suffices.
 setup() {
   # Chains of an earlier setup are removed first, so the jumps to them are
   # never doubled.
-  if [ -f tmp/net.up ]; then
+  if [ -s tmp/net.up ]; then
+    take_lock
     teardown
   fi
   if ! setup_rules 2>/dev/null; then
+    take_lock
     ipt -t filter -n -L "$filter_forward_chain" >/dev/null 2>&1 ||
       die "chain $filter_forward_chain is missing: run root/setup.sh (wardenctl setup) first"
     ipt -t raw -n -L "$raw_source_chain" >/dev/null 2>&1 ||
@@ -124,21 +134,37 @@ setup() {
     teardown_slowly
     setup_rules
   fi
-  : > tmp/net.up
+  echo up > tmp/net.up
 }
 
-# Serialise the commands of one container (a server may call several at once).
+# Serialise the commands of one container (a server may call several at once)
+# on tmp/net.sh.lock: held from here to the end, except by setup and
+# teardown, whose common case is one iptables-restore that flock runs
+# holding the lock (one process less); they take it for good (take_lock)
+# before anything else.
 [ -d tmp ] || mkdir -p tmp
-exec 9> tmp/net.sh.lock
-flock -w 30 9 || die "timed out waiting for tmp/net.sh.lock"
+locked=false
+take_lock() {
+  "$locked" && return 0
+  exec 9> tmp/net.sh.lock
+  flock -w 30 9 || die "timed out waiting for tmp/net.sh.lock"
+  locked=true
+  lock=
+}
+case "${1:-}" in
+  setup|teardown) lock=tmp/net.sh.lock ;;
+  *) take_lock ;;
+esac
 
+prof "${1:-}"
 case "${1:-}" in
   setup)
     setup
     ;;
   teardown)
     teardown
-    rm -f tmp/net.up
+    # Emptied rather than removed: a builtin, where rm is a process.
+    : > tmp/net.up
     ;;
   in)
     [ -n "${HOST_PORT:-}" ] || die "Please specify HOST_PORT..."
