@@ -142,16 +142,52 @@ group_src="$lower$etc/group"
 # The rootfs's own vcap uid and gid (when it has one) go to etc/config as
 # user_old_uid and group_old_gid: hook-parent-before-clone.sh gives what they
 # own to the new ones, as the reference's usermod/groupmod and find did.
-old_ids=$(awk -F: -v OFS=: -v uid="$user_uid" -v passwd="$upper$etc/passwd" -v group="$upper$etc/group" '
-  FILENAME == ARGV[1] { if ($1 == "vcap") { ou = $3; $3 = uid; $4 = uid; p = 1 } print > passwd; next }
-  { if ($1 == "vcap") { og = $3; $3 = uid; g = 1 } print > group }
-  END {
-    if (!p) print "vcap:x:" uid ":" uid "::/home/vcap:/bin/sh" > passwd
-    if (!g) print "vcap:x:" uid ":" > group
-    print ou ":" og
-  }' "$passwd_src" "$group_src")
-user_old_uid=${old_ids%%:*}
-group_old_gid=${old_ids#*:}
+# Read and written with builtins (files of a few dozen lines; awk would be
+# a process): the line of vcap gets the new uid (and, in passwd, gid);
+# every other line is kept as it is.
+# vcap_fields LINE (vcap's): sets _pw (field 2), _old (field 3) and _after3
+# (what follows field 3, from its ":"; empty when there is no field 4).
+vcap_fields() {
+  _f=${1#vcap}
+  _f=${_f#:}
+  _pw=${_f%%:*}
+  _old=
+  _after3=
+  case "$_f" in *:*) _f=${_f#*:} ;; *) return 0 ;; esac
+  _old=${_f%%:*}
+  case "$_f" in *:*) _after3=:${_f#*:} ;; esac
+}
+user_old_uid=
+group_old_gid=
+found=false
+while IFS= read -r line || [ -n "$line" ]; do
+  case "$line" in
+    vcap|vcap:*)
+      vcap_fields "$line"
+      user_old_uid=$_old
+      found=true
+      # Field 4 (the gid) is replaced too; what follows it is kept.
+      _g=${_after3#:}
+      case "$_g" in *:*) _rest=:${_g#*:} ;; *) _rest= ;; esac
+      line="vcap:$_pw:$user_uid:$user_uid$_rest"
+      ;;
+  esac
+  printf '%s\n' "$line"
+done < "$passwd_src" > "$upper$etc/passwd"
+"$found" || printf 'vcap:x:%s:%s::/home/vcap:/bin/sh\n' "$user_uid" "$user_uid" >> "$upper$etc/passwd"
+found=false
+while IFS= read -r line || [ -n "$line" ]; do
+  case "$line" in
+    vcap|vcap:*)
+      vcap_fields "$line"
+      group_old_gid=$_old
+      found=true
+      line="vcap:$_pw:$user_uid$_after3"
+      ;;
+  esac
+  printf '%s\n' "$line"
+done < "$group_src" > "$upper$etc/group"
+"$found" || printf 'vcap:x:%s:\n' "$user_uid" >> "$upper$etc/group"
 case "$user_old_uid" in *[!0-9]*) user_old_uid= ;; esac
 case "$group_old_gid" in *[!0-9]*) group_old_gid= ;; esac
 {
