@@ -10,6 +10,7 @@
 #                filter warden-forward -i w-<id>-0 -g warden-i-<id>
 #                       warden-i-<id>  [net-out rules] -g warden-default
 #                nat    warden-prerouting -j warden-i-<id>  [net-in DNATs]
+#                       (made by the first `in`: a table less to tear down)
 #              warden-default accepts ALLOW_NETWORKS and refuses the rest
 #              (tcp reset, icmp port unreachable): nothing but what net-out
 #              names is reachable, other containers and the host included
@@ -74,7 +75,31 @@ teardown_slowly() {
   ipt -t nat -X "$instance_chain" 2>/dev/null || true
 }
 
+# tmp/net.up names the tables holding the container's chains and rules:
+# "raw filter" after setup, "raw filter nat" once `in` made the nat chain
+# (made on first use: each table a teardown touches is a commit of its own,
+# and a deletion commit costs a kernel grace period, about as much as the
+# rest of a teardown), "down" after teardown; an empty file is an older
+# setup's, which made all three. Sets tables.
+read_tables() {
+  tables=
+  if [ -f tmp/net.up ]; then
+    read -r tables < tmp/net.up || :
+    [ -n "$tables" ] || tables="raw filter nat"
+  fi
+}
+
 teardown() {
+  read_tables
+  case "$tables" in
+    "raw filter") nat_rules= ;;
+    # nat too: made by `in`, by an older setup, or the state is unknown.
+    *) nat_rules="*nat
+-D $nat_prerouting_chain -j $instance_chain
+-F $instance_chain
+-X $instance_chain
+COMMIT" ;;
+  esac
   restore 2>/dev/null <<RULES || { take_lock && teardown_slowly; }
 *raw
 -D $raw_source_chain -i $network_host_iface ! -s $network_container_ip -j DROP
@@ -84,11 +109,7 @@ COMMIT
 -F $instance_chain
 -X $instance_chain
 COMMIT
-*nat
--D $nat_prerouting_chain -j $instance_chain
--F $instance_chain
--X $instance_chain
-COMMIT
+$nat_rules
 RULES
 }
 
@@ -108,10 +129,6 @@ COMMIT
 -A $instance_chain -g $filter_default_chain
 -I $filter_forward_chain 2 -i $network_host_iface -g $instance_chain
 COMMIT
-*nat
-:$instance_chain - [0:0]
--A $nat_prerouting_chain -j $instance_chain
-COMMIT
 RULES
 }
 
@@ -121,7 +138,8 @@ RULES
 setup() {
   # Chains of an earlier setup are removed first, so the jumps to them are
   # never doubled.
-  if [ -s tmp/net.up ]; then
+  read_tables
+  if [ -n "$tables" ] && [ "$tables" != down ]; then
     take_lock
     teardown
   fi
@@ -134,7 +152,7 @@ setup() {
     teardown_slowly
     setup_rules
   fi
-  echo up > tmp/net.up
+  echo "raw filter" > tmp/net.up
 }
 
 # Serialise the commands of one container (a server may call several at once)
@@ -163,14 +181,32 @@ case "${1:-}" in
     ;;
   teardown)
     teardown
-    # Emptied rather than removed: a builtin, where rm is a process.
-    : > tmp/net.up
+    # Rewritten rather than removed: a builtin, where rm is a process.
+    echo down > tmp/net.up
     ;;
   in)
     [ -n "${HOST_PORT:-}" ] || die "Please specify HOST_PORT..."
     [ -n "${CONTAINER_PORT:-}" ] || die "Please specify CONTAINER_PORT..."
-    ipt -t nat -A "$instance_chain" -p tcp -m addrtype --dst-type LOCAL \
-      --dport "$HOST_PORT" -j DNAT --to-destination "$network_container_ip:$CONTAINER_PORT"
+    # They go into iptables-restore's input below: numbers only.
+    case "$HOST_PORT$CONTAINER_PORT" in *[!0-9]*) die "ports must be numbers: $HOST_PORT, $CONTAINER_PORT" ;; esac
+    read_tables
+    case " $tables " in
+      *" nat "*)
+        ipt -t nat -A "$instance_chain" -p tcp -m addrtype --dst-type LOCAL \
+          --dport "$HOST_PORT" -j DNAT --to-destination "$network_container_ip:$CONTAINER_PORT"
+        ;;
+      *)
+        # The first forward makes the nat chain and its jump, in one commit.
+        restore <<RULES
+*nat
+:$instance_chain - [0:0]
+-A $nat_prerouting_chain -j $instance_chain
+-A $instance_chain -p tcp -m addrtype --dst-type LOCAL --dport $HOST_PORT -j DNAT --to-destination $network_container_ip:$CONTAINER_PORT
+COMMIT
+RULES
+        echo "raw filter nat" > tmp/net.up
+        ;;
+    esac
     ;;
   out)
     # Older servers pass PORT (or PORT_RANGE, "A:B") rather than PORTS.
