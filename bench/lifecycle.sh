@@ -12,6 +12,7 @@
 #                   capability cut, seccomp filter or /proc masks): what
 #                   confinement costs a create
 #   warden_destroy  wardenctl destroy
+#   warden_cycle    the two above together (create, first run, destroy)
 #   runc_run        runc run of /bin/true (new namespaces incl. network, no
 #                   interfaces configured; cgroups), which also tears down
 # Then the profile of one create, first run and destroy (WARDEN_PROFILE,
@@ -20,7 +21,8 @@
 # each cgroup and network operation, nested as they run; raw events in
 # bench/results/lifecycle-profile.txt, one row per step in
 # lifecycle-profile.csv.
-# Target: warden_start median <= 75 ms. Results: a table on stdout and
+# Targets (issue 14), as ratios to runc_run in the same run: warden_start
+# <= 1.0, warden_destroy <= 0.5, warden_cycle <= 1.5. Results: a table on stdout and
 # bench/results/lifecycle.csv (case,run,value,unit: one row per run and case).
 # Env: BIN_DIR or WARDEN_BIN_DIR (default target/x86_64-unknown-linux-gnu/release),
 # ROOTFS or WARDEN_TEST_ROOTFS (default target/rootfs/busybox), BENCH_RESULTS
@@ -122,8 +124,16 @@ m_start=$(echo "${starts[*]}" | median)
 m_open=$(echo "${opens[*]}" | median)
 m_destroy=$(echo "${destroys[*]}" | median)
 m_runc=$(echo "${runcs[*]}" | median)
-printf '%-16s %10s\n' case median_ms
-printf '%-16s %10s\n' warden_start "$m_start" warden_destroy "$m_destroy" runc_run "$m_runc"
+cycles=()
+for i in "${!starts[@]}"; do
+  cycles+=("$(awk -v a="${starts[$i]}" -v b="${destroys[$i]}" 'BEGIN { printf "%.1f", a + b }')")
+done
+m_cycle=$(echo "${cycles[*]}" | median)
+ratio() { awk -v a="$1" -v b="$m_runc" 'BEGIN { printf "%.2f", a / b }'; }
+printf '%-16s %10s %9s\n' case median_ms x_runc
+printf '%-16s %10s %9s\n' warden_start "$m_start" "$(ratio "$m_start")" \
+  warden_destroy "$m_destroy" "$(ratio "$m_destroy")" warden_cycle "$m_cycle" "$(ratio "$m_cycle")" \
+  runc_run "$m_runc" 1.00
 printf '%-16s %10s  (confined/unconfined %s)\n' start_unconfined "$m_open" \
   "$(awk -v a="$m_start" -v b="$m_open" 'BEGIN { printf "%.2f", a / b }')"
 {
@@ -132,8 +142,9 @@ printf '%-16s %10s  (confined/unconfined %s)\n' start_unconfined "$m_open" \
     echo "warden_start,$((i + 1)),${starts[$i]},ms"
     echo "warden_start_unconfined,$((i + 1)),${opens[$i]},ms"
     echo "warden_destroy,$((i + 1)),${destroys[$i]},ms"
+    echo "warden_cycle,$((i + 1)),${cycles[$i]},ms"
     echo "runc_run,$((i + 1)),${runcs[$i]},ms"
   done
 } > "$RESULTS/lifecycle.csv"
-echo "target: warden_start <= 75 ms; per-run data in $RESULTS/lifecycle.csv"
+echo "targets (x runc): start <= 1.0, destroy <= 0.5, cycle <= 1.5; per-run data in $RESULTS/lifecycle.csv"
 profile
