@@ -4,7 +4,8 @@
 #                       fork/exec; output through wsh vs a plain pipe; wshd RSS
 #   bench/iomux.sh      output through iomux, 1 link and 100 links, vs a pipe;
 #                       iomux-spawn's peak RSS with 100 links
-#   bench/lifecycle.sh  create + start + first run vs runc run; destroy
+#   bench/lifecycle.sh  create + start + first run vs runc run; destroy; the
+#                       profile of one create and destroy (every step's wall time)
 #   bench/scaling.sh    create latency as live containers grow (when present)
 #   bench/wardend.sh    the protocol server: ping requests/s (1, 64 clients);
 #                       run /bin/true through wardend vs wardenctl run vs wsh;
@@ -56,6 +57,7 @@ ${CARGO:-cargo} build --release --workspace
 mkdir -p "$results"
 for f in summary.csv README-table.md machine.env load.csv wsh.csv wsh-hyperfine.json iomux.csv \
   lifecycle.csv scaling.csv exec-latency.png throughput.png lifecycle.png scaling.png \
+  lifecycle-profile.csv lifecycle-profile.txt \
   wsh.txt wsh.log iomux.txt iomux.log lifecycle.txt lifecycle.log scaling.txt scaling.log \
   wardend.csv wardend.txt wardend.log; do
   rm -f "${results:?}/$f"

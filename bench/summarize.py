@@ -150,6 +150,7 @@ add("lifecycle", "wardenctl create + first run", life, "warden_start", "runc_run
 add("lifecycle", "create + first run, unconfined", life, "warden_start_unconfined", "runc_run", "runc run")
 add("confinement", "create + first run, confined vs unconfined", life, "warden_start", "warden_start_unconfined", "unconfined")
 add("lifecycle", "wardenctl destroy", life, "warden_destroy", "runc_run", "runc run")
+add("lifecycle", "create + first run + destroy", life, "warden_cycle", "runc_run", "runc run")
 add("lifecycle", "runc run /bin/true", life, "runc_run", "runc_run", "runc run")
 SCALE_LABELS = {"create_ms": "create", "limits_ms": "limits (memory, cpu, bandwidth, net-in/out)",
                 "total_ms": "create + limits"}

@@ -95,6 +95,8 @@ pub const DEFAULT_MTU: u32 = 1500;
 /// Creates and starts a container; returns its handle. A failure at any step
 /// undoes the earlier ones.
 pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<String> {
+    // Steps of the profile (WARDEN_PROFILE): each lasts until it is dropped.
+    let step = crate::profile::step("check arguments");
     if let Some(handle) = &opts.handle {
         depot::validate_handle(handle)?;
     }
@@ -124,7 +126,10 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
         None => crate::network::DEFAULT_POOL.parse()?,
     };
 
+    drop(step);
+
     let (instance, id) = {
+        let step = crate::profile::step("allocate (depot lock)");
         let lock = depot.lock()?;
         let taken = depot.allocated()?;
         let id = taken.id()?;
@@ -181,10 +186,14 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
                 paths.bin.display().to_string(),
             ),
         ];
+        drop(step);
         // create.sh removes the directory itself when it fails. It holds
         // the lock too: killed here, wardenctl would otherwise free the
         // network and uid while setup.sh has not yet recorded them.
+        let step = crate::profile::step("create.sh");
         scripts::run_locked(&paths.root_script("create.sh"), &[&path], &env, &lock)?;
+        drop(step);
+        let _step = crate::profile::step("state born");
         let instance = Instance { handle, path };
         // Still under the depot lock, so that whoever finds a container
         // born without a live creator (see `abandoned`) knows it will
@@ -209,11 +218,20 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
             None => Ok(()),
         })
         .and_then(|()| match opts.disk {
-            Some(limits) => disk::setup_image(&instance, limits),
+            Some(limits) => {
+                let _step = crate::profile::step("disk image");
+                disk::setup_image(&instance, limits)
+            }
             None => Ok(()),
         })
-        .and_then(|()| scripts::run(&instance.script("start.sh"), &[] as &[&str], &[]))
-        .and_then(|_| instance.set_state(State::Active));
+        .and_then(|()| {
+            let _step = crate::profile::step("start.sh");
+            scripts::run(&instance.script("start.sh"), &[] as &[&str], &[])
+        })
+        .and_then(|_| {
+            let _step = crate::profile::step("state active");
+            instance.set_state(State::Active)
+        });
     if let Err(e) = started {
         undo(paths, &instance);
         return Err(match e {
@@ -325,15 +343,21 @@ pub fn stop(depot: &Depot, handle: &str, opts: &StopOptions) -> Result<()> {
 }
 
 pub fn destroy(depot: &Depot, paths: &Paths, handle: &str) -> Result<()> {
+    let step = crate::profile::step("lock, oom watcher");
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(true)?;
     crate::oom::kill_watcher(&instance);
+    drop(step);
     // Kill the container first so the jobs' helpers on the host see their
     // jobs end, then wait for (or kill) those helpers, then remove it all.
     if instance.script("destroy.sh").is_file() {
+        let _step = crate::profile::step("destroy.sh");
         scripts::run(&instance.script("destroy.sh"), &[] as &[&str], &[])?;
     }
+    let step = crate::profile::step("reap jobs");
     jobs::reap(&instance);
+    drop(step);
+    let _step = crate::profile::step("root destroy.sh");
     scripts::run(&paths.root_script("destroy.sh"), &[&instance.path], &[])?;
     Ok(())
 }

@@ -693,7 +693,10 @@ impl Follower {
 
 /// Spawn then link.
 pub fn run(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<i32> {
+    let step = crate::profile::step("spawn");
     let id = spawn(depot, handle, opts)?;
+    drop(step);
+    let _step = crate::profile::step("link (until the job's exit)");
     link(depot, handle, &id.to_string())
 }
 

@@ -20,6 +20,8 @@ pub mod oom;
 pub mod output;
 #[allow(unsafe_code)]
 pub mod process;
+#[allow(unsafe_code)]
+pub mod profile;
 pub mod scripts;
 
 pub use container::{BindMount, CreateOptions, Info, StopOptions};

@@ -13,7 +13,12 @@ die() {
 }
 
 [ $# -eq 1 ] || die "usage: $0 INSTANCE_PATH"
-here=$(cd "${0%/*}" && pwd)
+# Directories resolved with cd and $PWD (builtins), not $(cd ... && pwd),
+# a subshell each.
+start_dir=$PWD
+cd "${0%/*}"
+here=$PWD
+cd "$start_dir"
 # Warden keeps the skeleton inside its root directory; this tree keeps it
 # next to it.
 if [ -n "${WARDEN_SKELETON:-}" ]; then
@@ -24,6 +29,13 @@ else
   skeleton=$here/../skeleton
 fi
 [ -x "$skeleton/setup.sh" ] || die "no skeleton at $skeleton"
+# prof NAME: a step of the wall-time profile (WARDEN_PROFILE; lib/profile.sh).
+if [ -n "${WARDEN_PROFILE:-}" ]; then
+  . "$skeleton/lib/profile.sh"
+else
+  prof() { :; }
+fi
+prof "mkdir"
 target=$1
 
 [ ! -e "$target" ] || die "\"$target\" already exists, aborting..."
@@ -31,24 +43,36 @@ target=$1
 # mode exactly): container root plants setuid files under it, and job output
 # and state live in it.
 mkdir -m 0700 "$target"
-target=$(cd "$target" && pwd)
+cd "$target"
+target=$PWD
+cd "$start_dir"
 # Nothing half-made stays behind: the directory goes unless all went well.
 trap 'rm -rf "$target"' EXIT
-cp -a "$skeleton/." "$target/"
-# cp -a gave the directory the skeleton's own mode back.
-chmod 0700 "$target"
+prof "copy skeleton"
+# The skeleton's entries, not the skeleton itself ("$skeleton/."), which
+# would give the directory the skeleton's mode back (and need a chmod).
+set --
+for f in "$skeleton"/* "$skeleton"/.[!.]* "$skeleton"/..?*; do
+  [ ! -e "$f" ] && [ ! -L "$f" ] || set -- "$@" "$f"
+done
+cp -a "$@" "$target/"
 
+prof "link helpers"
 if [ -n "${WARDEN_BIN_DIR:-}" ]; then
   set -- wshd wsh iomux-spawn iomux-link cgroup-devices
   for b in "$@"; do
     [ -x "$WARDEN_BIN_DIR/$b" ] || die "$WARDEN_BIN_DIR/$b is missing"
   done
+  for b in wshd wsh iomux-spawn iomux-link cgroup-devices; do
+    shift
+    set -- "$@" "$WARDEN_BIN_DIR/$b"
+  done
   # Hard links cost nothing; copies are needed across filesystems.
-  (cd "$WARDEN_BIN_DIR" && ln -f "$@" "$target/bin/" 2>/dev/null) ||
-    (cd "$WARDEN_BIN_DIR" && cp "$@" "$target/bin/")
+  ln -f "$@" "$target/bin/" 2>/dev/null || cp "$@" "$target/bin/"
 fi
 
 # setup.sh mounts nothing that outlives it, so a failure leaves only files.
+prof "setup.sh"
 unshare -m "$target/setup.sh" || die "$target/setup.sh failed"
 trap - EXIT
 echo "$target"

@@ -11,23 +11,45 @@ die() {
 [ $# -eq 1 ] || die "usage: $0 INSTANCE_PATH"
 target=$1
 [ -e "$target" ] || exit 0
+# prof NAME: a step of the wall-time profile (WARDEN_PROFILE; lib/profile.sh).
+if [ -n "${WARDEN_PROFILE:-}" ] && [ -f "$target/lib/profile.sh" ]; then
+  . "$target/lib/profile.sh"
+else
+  prof() { :; }
+fi
 
 if [ -x "$target/destroy.sh" ]; then
+  prof "destroy.sh"
   "$target/destroy.sh"
-  # Gone first: a destroy killed during the removal below leaves a partial
-  # directory whose teardown is done, and which must not run a half-removed
-  # destroy.sh again.
-  rm -f "$target/destroy.sh"
 fi
 
 # A wshd that did not keep its mounts private leaves the overlay on the host.
-if awk -v p="$(cd "$target" && pwd)/mnt" '$2 == p { found = 1 } END { exit !found }' /proc/self/mounts; then
-  umount -l "$target/mnt" || true
-fi
+# Read with builtins (mount points in the table escape blanks and
+# backslashes: such a path is unmounted whatever the table says).
+prof "overlay on the host?"
+old_pwd=$PWD
+cd "$target"
+mnt=$PWD/mnt
+cd "$old_pwd"
+case "$mnt" in
+  *[[:space:]\\]*) umount -l "$mnt" 2>/dev/null || true ;;
+  *)
+    while read -r _dev _mp _rest; do
+      if [ "$_mp" = "$mnt" ]; then
+        umount -l "$mnt" || true
+        break
+      fi
+    done < /proc/self/mounts
+    ;;
+esac
 
-# The kernel may still be releasing the container's mount namespace.
+# destroy.sh goes first (rm takes its operands in order): a destroy killed
+# during the removal leaves a partial directory whose teardown is done, and
+# which must not run a half-removed destroy.sh again. The kernel may still
+# be releasing the container's mount namespace, hence the retries.
+prof "rm -rf instance"
 tries=0
-until rm -rf "$target" 2>/dev/null && [ ! -e "$target" ]; do
+until rm -rf "$target/destroy.sh" "$target" 2>/dev/null && [ ! -e "$target" ]; do
   tries=$((tries + 1))
   [ "$tries" -le 100 ] || die "cannot remove $target"
   sleep 0.1

@@ -34,6 +34,27 @@ grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem"
 # without it (net_rate.sh then polices).
 [ -d /sys/module/ifb ] || modprobe ifb numifbs=0 2>/dev/null || true
 
+# The device nodes every container's /dev gets (hook-parent-before-clone.sh
+# copies the set in one process instead of copying and making them per
+# container): the host's null, zero, random, urandom and tty with their
+# modes, fuse made 0666 (0600 on most hosts), the links of the skeleton's
+# lib/dev. Made under a temporary name and renamed, so a hook never sees
+# half a set; /run goes at reboot, and so does the set.
+nodes=/run/warden/dev-nodes
+if [ ! -d "$nodes" ]; then
+  mkdir -p -m 0755 /run/warden
+  tmp_nodes=$(mktemp -d /run/warden/dev-nodes.XXXXXX)
+  chmod 0755 "$tmp_nodes"
+  cp -RP --preserve=mode /dev/null /dev/zero /dev/random /dev/urandom /dev/tty "$tmp_nodes/"
+  mknod -m 0666 "$tmp_nodes/fuse" c 10 229
+  ln -s /proc/self/fd "$tmp_nodes/fd"
+  ln -s /proc/self/fd/0 "$tmp_nodes/stdin"
+  ln -s /proc/self/fd/1 "$tmp_nodes/stdout"
+  ln -s /proc/self/fd/2 "$tmp_nodes/stderr"
+  ln -s pts/ptmx "$tmp_nodes/ptmx"
+  mv -T "$tmp_nodes" "$nodes" 2>/dev/null || rm -rf "$tmp_nodes"
+fi
+
 cgroup_root=/sys/fs/cgroup
 if [ -f "$cgroup_root/cgroup.controllers" ]; then
   # cgroup v2: the instance groups live under the root; give them controllers.

@@ -17,13 +17,18 @@ case "$0" in */*) cd "${0%/*}" ;; esac
 
 . ./lib/common.sh
 
-./net.sh teardown || echo "destroy.sh: net.sh teardown failed, going on" >&2
-
+# Processes are what this costs (a shell builtin costs next to nothing), and
+# the kernel's part (a process tree exiting, a network device unregistered)
+# is mostly waiting: so wshd is killed first, and while the container dies
+# the iptables chains and both network devices are removed in parallel, by
+# children this script waits for (the kernel tells it when they end).
+prof "kill wshd"
 # The pid file is trusted only when the pid is in the container's group: after
 # a reboot it could name anything.
 if [ -f run/wshd.pid ]; then
   read -r pid < run/wshd.pid || pid=""
-  for p in $(all_instance_pids); do
+  all_instance_pids_var
+  for p in $pids; do
     if [ "$p" = "$pid" ]; then
       kill -KILL "$pid" 2>/dev/null || true
       break
@@ -31,11 +36,31 @@ if [ -f run/wshd.pid ]; then
   done
 fi
 
+prof "net.sh teardown, links (in parallel)"
+./net.sh teardown &
+net_teardown=$!
+# The host end takes the container's end with it; deleted here rather than
+# left to the namespace's (asynchronous) end, which this would have to wait
+# for.
+links=
+for dev in "$network_host_iface" "$network_ifb_iface"; do
+  if [ -e "/sys/class/net/$dev" ]; then
+    ip link del "$dev" 2>/dev/null &
+    links="$links $!"
+  fi
+done
+for job in $links; do
+  wait "$job" || true
+done
+wait "$net_teardown" || echo "destroy.sh: net.sh teardown failed, going on" >&2
+
 # Whatever is left in the groups (a wshd that died half-way leaves its child
-# behind) is killed until the groups are empty.
+# behind) is killed until the groups are empty. Normally wshd died while
+# the network went, and the first look finds them empty.
+prof "wait for empty groups"
 tries=0
 while :; do
-  pids=$(all_instance_pids)
+  all_instance_pids_var
   [ -n "$pids" ] || break
   # shellcheck disable=SC2086
   kill -KILL $pids 2>/dev/null || true
@@ -43,16 +68,35 @@ while :; do
   [ "$tries" -le 3000 ] || die "processes $pids of instance-$id do not die"
   sleep 0.01
 done
-rm -f run/wshd.pid
+[ ! -f run/wshd.pid ] || rm -f run/wshd.pid
 
 # The writable layer's image: unmounted once nothing in the container holds
-# it; its loop device is released with the last mount.
-./disk.sh teardown || echo "destroy.sh: disk.sh teardown failed, going on" >&2
+# it; its loop device is released with the last mount. disk.sh is run only
+# when something is mounted there (or the path cannot be compared with the
+# mount table, which escapes blanks and backslashes).
+prof "disk.sh teardown"
+disk_mounted=false
+case "$PWD" in
+  *[[:space:]\\]*) disk_mounted=true ;;
+  *)
+    while read -r _dev _mp _rest; do
+      [ "$_mp" != "$PWD/tmp/disk" ] || disk_mounted=true
+    done < /proc/self/mounts
+    ;;
+esac
+if "$disk_mounted"; then
+  ./disk.sh teardown || echo "destroy.sh: disk.sh teardown failed, going on" >&2
+fi
 
 # One rmdir for all groups; the loop below only retries the stubborn ones.
-# shellcheck disable=SC2046
-rmdir $(instance_cgroups) 2>/dev/null || true
-for cg in $(instance_cgroups); do
+prof "rmdir cgroups"
+instance_cgroups_var
+old_ifs=$IFS
+IFS='
+'
+# shellcheck disable=SC2086
+[ -z "$cgroups" ] || rmdir $cgroups 2>/dev/null || true
+for cg in $cgroups; do
   [ -d "$cg" ] || continue
   tries=0
   until rmdir "$cg" 2>/dev/null || [ ! -d "$cg" ]; do
@@ -61,9 +105,11 @@ for cg in $(instance_cgroups); do
     sleep 0.01
   done
 done
+IFS=$old_ifs
 
-# The host end disappears with the container's network namespace; deleting it
-# covers a namespace still held open by someone else.
+# What the parallel deletion missed (a namespace still held open by someone
+# else keeps the container's end, and so the host's).
+prof "delete links"
 for dev in "$network_host_iface" "$network_ifb_iface"; do
   if [ -e "/sys/class/net/$dev" ]; then
     ip link del "$dev" 2>/dev/null || true

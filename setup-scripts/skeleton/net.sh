@@ -10,6 +10,7 @@
 #                filter warden-forward -i w-<id>-0 -g warden-i-<id>
 #                       warden-i-<id>  [net-out rules] -g warden-default
 #                nat    warden-prerouting -j warden-i-<id>  [net-in DNATs]
+#                       (made by the first `in`: a table less to tear down)
 #              warden-default accepts ALLOW_NETWORKS and refuses the rest
 #              (tcp reset, icmp port unreachable): nothing but what net-out
 #              names is reachable, other containers and the host included
@@ -51,9 +52,16 @@ delete_rule() {
 }
 
 # Both tables in one iptables-restore transaction: all or nothing, and one
-# process instead of a dozen.
+# process instead of a dozen. $lock, when set, is the lock file: flock takes
+# it and runs iptables-restore in one process (setup and teardown's common
+# case, the only command they need).
+lock=
 restore() {
-  iptables-restore -w --noflush
+  if [ -n "$lock" ]; then
+    flock -w 30 "$lock" iptables-restore -w --noflush
+  else
+    iptables-restore -w --noflush
+  fi
 }
 
 # The rule by rule way, for whatever state a failed command left.
@@ -67,8 +75,32 @@ teardown_slowly() {
   ipt -t nat -X "$instance_chain" 2>/dev/null || true
 }
 
+# tmp/net.up names the tables holding the container's chains and rules:
+# "raw filter" after setup, "raw filter nat" once `in` made the nat chain
+# (made on first use: each table a teardown touches is a commit of its own,
+# and a deletion commit costs a kernel grace period, about as much as the
+# rest of a teardown), "down" after teardown; an empty file is an older
+# setup's, which made all three. Sets tables.
+read_tables() {
+  tables=
+  if [ -f tmp/net.up ]; then
+    read -r tables < tmp/net.up || :
+    [ -n "$tables" ] || tables="raw filter nat"
+  fi
+}
+
 teardown() {
-  restore 2>/dev/null <<RULES || teardown_slowly
+  read_tables
+  case "$tables" in
+    "raw filter") nat_rules= ;;
+    # nat too: made by `in`, by an older setup, or the state is unknown.
+    *) nat_rules="*nat
+-D $nat_prerouting_chain -j $instance_chain
+-F $instance_chain
+-X $instance_chain
+COMMIT" ;;
+  esac
+  restore 2>/dev/null <<RULES || { take_lock && teardown_slowly; }
 *raw
 -D $raw_source_chain -i $network_host_iface ! -s $network_container_ip -j DROP
 COMMIT
@@ -77,11 +109,7 @@ COMMIT
 -F $instance_chain
 -X $instance_chain
 COMMIT
-*nat
--D $nat_prerouting_chain -j $instance_chain
--F $instance_chain
--X $instance_chain
-COMMIT
+$nat_rules
 RULES
 }
 
@@ -101,22 +129,22 @@ COMMIT
 -A $instance_chain -g $filter_default_chain
 -I $filter_forward_chain 2 -i $network_host_iface -g $instance_chain
 COMMIT
-*nat
-:$instance_chain - [0:0]
--A $nat_prerouting_chain -j $instance_chain
-COMMIT
 RULES
 }
 
-# tmp/net.up marks chains set up and not torn down since; without it, the
-# chains are normally absent and one iptables-restore suffices.
+# tmp/net.up (not empty) marks chains set up and not torn down since;
+# without it, the chains are normally absent and one iptables-restore
+# suffices.
 setup() {
   # Chains of an earlier setup are removed first, so the jumps to them are
   # never doubled.
-  if [ -f tmp/net.up ]; then
+  read_tables
+  if [ -n "$tables" ] && [ "$tables" != down ]; then
+    take_lock
     teardown
   fi
   if ! setup_rules 2>/dev/null; then
+    take_lock
     ipt -t filter -n -L "$filter_forward_chain" >/dev/null 2>&1 ||
       die "chain $filter_forward_chain is missing: run root/setup.sh (wardenctl setup) first"
     ipt -t raw -n -L "$raw_source_chain" >/dev/null 2>&1 ||
@@ -124,27 +152,61 @@ setup() {
     teardown_slowly
     setup_rules
   fi
-  : > tmp/net.up
+  echo "raw filter" > tmp/net.up
 }
 
-# Serialise the commands of one container (a server may call several at once).
+# Serialise the commands of one container (a server may call several at once)
+# on tmp/net.sh.lock: held from here to the end, except by setup and
+# teardown, whose common case is one iptables-restore that flock runs
+# holding the lock (one process less); they take it for good (take_lock)
+# before anything else.
 [ -d tmp ] || mkdir -p tmp
-exec 9> tmp/net.sh.lock
-flock -w 30 9 || die "timed out waiting for tmp/net.sh.lock"
+locked=false
+take_lock() {
+  "$locked" && return 0
+  exec 9> tmp/net.sh.lock
+  flock -w 30 9 || die "timed out waiting for tmp/net.sh.lock"
+  locked=true
+  lock=
+}
+case "${1:-}" in
+  setup|teardown) lock=tmp/net.sh.lock ;;
+  *) take_lock ;;
+esac
 
+prof "${1:-}"
 case "${1:-}" in
   setup)
     setup
     ;;
   teardown)
     teardown
-    rm -f tmp/net.up
+    # Rewritten rather than removed: a builtin, where rm is a process.
+    echo down > tmp/net.up
     ;;
   in)
     [ -n "${HOST_PORT:-}" ] || die "Please specify HOST_PORT..."
     [ -n "${CONTAINER_PORT:-}" ] || die "Please specify CONTAINER_PORT..."
-    ipt -t nat -A "$instance_chain" -p tcp -m addrtype --dst-type LOCAL \
-      --dport "$HOST_PORT" -j DNAT --to-destination "$network_container_ip:$CONTAINER_PORT"
+    # They go into iptables-restore's input below: numbers only.
+    case "$HOST_PORT$CONTAINER_PORT" in *[!0-9]*) die "ports must be numbers: $HOST_PORT, $CONTAINER_PORT" ;; esac
+    read_tables
+    case " $tables " in
+      *" nat "*)
+        ipt -t nat -A "$instance_chain" -p tcp -m addrtype --dst-type LOCAL \
+          --dport "$HOST_PORT" -j DNAT --to-destination "$network_container_ip:$CONTAINER_PORT"
+        ;;
+      *)
+        # The first forward makes the nat chain and its jump, in one commit.
+        restore <<RULES
+*nat
+:$instance_chain - [0:0]
+-A $nat_prerouting_chain -j $instance_chain
+-A $instance_chain -p tcp -m addrtype --dst-type LOCAL --dport $HOST_PORT -j DNAT --to-destination $network_container_ip:$CONTAINER_PORT
+COMMIT
+RULES
+        echo "raw filter nat" > tmp/net.up
+        ;;
+    esac
     ;;
   out)
     # Older servers pass PORT (or PORT_RANGE, "A:B") rather than PORTS.

@@ -10,6 +10,7 @@ case "$0" in */*) cd "${0%/*}" ;; esac
 [ -f etc/config ] || die "etc/config is missing (run setup.sh first)"
 [ ! -f run/wshd.pid ] || die "wshd is already running"
 
+prof "net.sh setup"
 ./net.sh setup
 
 # allow_nested_warden=true gives the old unconfined container: its root is
@@ -17,6 +18,7 @@ case "$0" in */*) cd "${0%/*}" ;; esac
 confinement=
 [ "${allow_nested_warden:-false}" != true ] || confinement=--unconfined
 
+prof "wshd"
 # shellcheck disable=SC2086 # an empty $confinement is no argument
 if ! ./bin/wshd --run ./run --lib ./lib --root ./mnt --title "wshd: $id" $confinement \
     < /dev/null > run/wshd.out.log 2> run/wshd.err.log; then

@@ -16,6 +16,7 @@ mod entry;
 mod fds;
 mod hooks;
 mod plan;
+mod profile;
 mod resume;
 #[allow(unsafe_code)]
 mod seccomp;

@@ -30,6 +30,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{chdir, execve, mkdir, pipe2, pivot_root, Pid};
 
 use crate::args::StartArgs;
+use crate::profile::Profile;
 use crate::{confine, fds, hooks};
 
 const CLONE_STACK: usize = 2 << 20;
@@ -58,6 +59,9 @@ fn require_dir(flag: &str, dir: &Path) -> Result<()> {
 /// Parent: everything up to the child's acknowledgement. Returns once the
 /// container serves.
 pub fn start(args: &StartArgs) -> Result<()> {
+    // WARDEN_PROFILE: each phase's start time, for bench/lifecycle.sh.
+    let profile = Profile::from_env();
+    profile.mark("checks, socket");
     require_dir("--run", &args.run)?;
     require_dir("--lib", &args.lib)?;
     require_dir("--root", &args.root)?;
@@ -86,6 +90,7 @@ pub fn start(args: &StartArgs) -> Result<()> {
     let (release_r, release_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     let (ack_r, ack_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
 
+    profile.mark("unshare mount namespace");
     unshare(CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
     // Hosts with a shared / (systemd) would otherwise see every mount the
     // hooks make.
@@ -98,7 +103,14 @@ pub fn start(args: &StartArgs) -> Result<()> {
     )
     .context("making / recursively private")?;
 
-    hooks::run(&args.lib.join("hook-parent-before-clone.sh"), &[])?;
+    const BEFORE_CLONE: &str = "hook-parent-before-clone.sh";
+    profile.mark(BEFORE_CLONE);
+    hooks::run(
+        &args.lib.join(BEFORE_CLONE),
+        &profile.hook_env(BEFORE_CLONE),
+    )?;
+
+    profile.mark("clone");
 
     let lib_real = std::fs::canonicalize(&args.lib)
         .with_context(|| format!("realpath {}", args.lib.display()))?;
@@ -119,6 +131,7 @@ pub fn start(args: &StartArgs) -> Result<()> {
         after_pivot_hook: pivoted_lib.join("hook-child-after-pivot.sh"),
         title: CString::new(title.as_bytes()).context("--title holds a NUL byte")?,
         unconfined: args.unconfined,
+        profile: profile.nested(CONTAINER_START),
     };
     let mut stack = vec![0u8; CLONE_STACK];
     let flags = CloneFlags::CLONE_NEWIPC
@@ -131,10 +144,13 @@ pub fn start(args: &StartArgs) -> Result<()> {
     drop(release_r);
     drop(ack_w);
 
-    hooks::run(
-        &args.lib.join("hook-parent-after-clone.sh"),
-        &[("PID", pid.to_string())],
-    )?;
+    const AFTER_CLONE: &str = "hook-parent-after-clone.sh";
+    profile.mark(AFTER_CLONE);
+    let mut env = profile.hook_env(AFTER_CLONE);
+    env.push(("PID", pid.to_string()));
+    hooks::run(&args.lib.join(AFTER_CLONE), &env)?;
+
+    profile.mark(CONTAINER_START);
 
     std::fs::File::from(release_w)
         .write_all(b"1")
@@ -149,6 +165,7 @@ pub fn start(args: &StartArgs) -> Result<()> {
         Err(e) => bail!("waiting for the container's acknowledgement: {e}"),
     }
     guard.0 = None;
+    profile.mark("exit");
     drop(listener);
     // Clients that find no usable features file speak version 1, so a
     // failure here costs signal forwarding, not the container.
@@ -191,6 +208,9 @@ fn write_features(sock: &Path, path: &Path, init: Pid) -> Result<()> {
     drop(f);
     std::fs::rename(&tmp, path).context("renaming into place")
 }
+/// The phase from the container's release to its acknowledgement, in which
+/// the container's side reports its own phases.
+const CONTAINER_START: &str = "container start-up (release to ack)";
 
 /// What the container side needs, all prepared in the parent.
 struct Child {
@@ -204,6 +224,7 @@ struct Child {
     after_pivot_hook: PathBuf,
     title: CString,
     unconfined: bool,
+    profile: Profile,
 }
 
 #[allow(unsafe_code)]
@@ -239,13 +260,17 @@ fn container_side(c: &Child) -> Result<std::convert::Infallible> {
         }
     }
     let _ = nix::unistd::close(c.release);
+    c.profile.mark("cgroup namespace");
     // Only now: the host has put this process in the container's groups,
     // which become the root of what it and its jobs can see.
     if !c.unconfined {
         confine::cgroup_namespace()?;
     }
 
-    hooks::run(&c.lib.join("hook-child-before-pivot.sh"), &[])?;
+    const BEFORE_PIVOT: &str = "hook-child-before-pivot.sh";
+    c.profile.mark(BEFORE_PIVOT);
+    hooks::run(&c.lib.join(BEFORE_PIVOT), &c.profile.hook_env(BEFORE_PIVOT))?;
+    c.profile.mark("pivot_root");
     chdir(&c.root).with_context(|| format!("chdir {}", c.root.display()))?;
     match mkdir("mnt", nix::sys::stat::Mode::from_bits_truncate(0o700)) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
@@ -253,10 +278,16 @@ fn container_side(c: &Child) -> Result<std::convert::Infallible> {
     }
     pivot_root(".", "mnt").with_context(|| format!("pivot_root({}, mnt)", c.root.display()))?;
     chdir("/").context("chdir /")?;
-    hooks::run(&c.after_pivot_hook, &[])?;
+    const AFTER_PIVOT: &str = "hook-child-after-pivot.sh";
+    c.profile.mark(AFTER_PIVOT);
+    hooks::run(&c.after_pivot_hook, &c.profile.hook_env(AFTER_PIVOT))?;
+    c.profile.mark("mask proc");
     if !c.unconfined {
         confine::mask_proc()?;
     }
+    // Up to the acknowledgement: the exec, detaching the old root, the
+    // seccomp filter (resume.rs).
+    c.profile.mark("exec wshd --continue");
 
     fds::clear_cloexec(c.listener).context("keeping the listening socket")?;
     fds::clear_cloexec(c.ack).context("keeping the acknowledgement pipe")?;

@@ -7,6 +7,16 @@ set -eu
 
 case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac
 . ./etc/config
+# A step of the wall-time profile (lib/profile.sh): the host's paths are
+# under /mnt until wshd detaches the old root.
+if [ -n "${WARDEN_PROFILE:-}" ]; then
+  WARDEN_PROFILE=/mnt$WARDEN_PROFILE
+  [ -z "${WARDEN_PROFILE_PIPE:-}" ] || WARDEN_PROFILE_PIPE=/mnt$WARDEN_PROFILE_PIPE
+  . ./lib/profile.sh
+else
+  prof() { :; }
+fi
+prof "mounts"
 
 mkdir -p /proc /dev/pts /dev/shm
 mount -t proc -o nosuid,nodev,noexec proc /proc
@@ -15,6 +25,7 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 # Sized: unsized, it would be half the host's memory.
 mount -t tmpfs -o "mode=1777,nosuid,nodev,size=${container_shm_size:-67108864}" tmpfs /dev/shm
 
+prof "hostname, sysctls"
 # Through /proc rather than hostname(1), which a rootfs need not have.
 echo "$id" > /proc/sys/kernel/hostname
 

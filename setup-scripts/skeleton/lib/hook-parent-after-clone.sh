@@ -10,6 +10,7 @@ case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac
 [ -n "${PID:-}" ] || die "PID is not set"
 # All this hook makes is the host's own state (the pid file, cgroups): private
 # whatever umask wshd was started with.
+prof "pid file"
 umask 077
 echo "$PID" > run/wshd.pid
 
@@ -22,6 +23,7 @@ set_pids_max() {
   echo "$pids_limit" > "$1/pids.max"
 }
 
+prof "cgroups"
 # One group per hierarchy; the devices whitelist is set before the process
 # joins, so it never runs unrestricted.
 if cgroup_v2; then
@@ -46,10 +48,13 @@ if cgroup_v2; then
   fi
   echo "$PID" > "$cg/cgroup.procs"
 else
-  groups=$(instance_cgroups)
+  instance_cgroups_var
+  _ifs=$IFS
+  IFS='
+'
   # shellcheck disable=SC2086
-  mkdir -p $groups
-  for cg in $groups; do
+  mkdir -p $cgroups
+  for cg in $cgroups; do
     if [ -f "$cg/cpuset.cpus" ]; then
       read -r cpus < "${cg%/*}/cpuset.cpus"
       read -r mems < "${cg%/*}/cpuset.mems"
@@ -58,7 +63,8 @@ else
     fi
     if [ -f "$cg/devices.deny" ] && [ "${allow_nested_warden:-false}" != true ]; then
       echo a > "$cg/devices.deny"
-      echo "$device_whitelist" | while IFS= read -r rule; do
+      # IFS is a newline here: one rule per line, no pipe (a subshell).
+      for rule in $device_whitelist; do
         echo "$rule" > "$cg/devices.allow"
       done
     fi
@@ -66,6 +72,7 @@ else
     [ ! -f "$cg/cgroup.clone_children" ] || echo 1 > "$cg/cgroup.clone_children"
     echo "$PID" > "$cg/cgroup.procs"
   done
+  IFS=$_ifs
 fi
 
 # The veth pair is born with its container end already inside the child's
@@ -76,7 +83,8 @@ fi
 # traffic on is made here too, as the reference did, so that it is there
 # from the start (destroy.sh removes it); it comes last, so that a kernel
 # without ifb still gets a container (net_rate.sh then polices instead).
-prefix=$(mask_to_prefix "$network_netmask")
+prof "veth, ifb"
+mask_to_prefix_var "$network_netmask"
 mtu=${container_iface_mtu:-1500}
 ifb_lines=
 [ -e "/sys/class/net/$network_ifb_iface" ] || ifb_lines="link add name $network_ifb_iface mtu $mtu type ifb
@@ -99,6 +107,7 @@ fi
 # the host on; the host drops IPv6 arriving there). The container's end and
 # its lo are switched off from inside, by hook-child-after-pivot.sh. The
 # container is held at its barrier until this hook returns.
+prof "container network"
 v6=/proc/sys/net/ipv6/conf/$network_host_iface/disable_ipv6
 [ ! -f "$v6" ] || echo 1 > "$v6"
 nsenter --net="/proc/$PID/ns/net" ip -batch - <<IP

@@ -8,6 +8,7 @@ set -eu
 case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac
 . ./lib/common.sh
 
+prof "mountinfo"
 # wshd is expected to have made its mounts private; with one that did not
 # (the C helper) on a host where / is shared (systemd), the overlay would
 # propagate to the host, so / is made a slave here. Checked first, from
@@ -20,6 +21,7 @@ while read -r _id _parent _devno _root _mp _opts _rest; do
   fi
 done < /proc/self/mountinfo
 
+prof "overlay"
 mount -n -t overlay \
   -o "lowerdir=$rootfs_path,upperdir=$PWD/tmp/rootfs,workdir=$PWD/tmp/work" \
   overlay mnt
@@ -29,6 +31,7 @@ mount -n -t overlay \
 # and groupmod did with find. Through the overlay, so each file is copied up
 # into the writable layer and the shared rootfs keeps its owners; symlinks
 # are changed, never followed; one find, and only when an id changes.
+prof "owners of vcap's files"
 own_uid=${user_old_uid:-}
 own_gid=${group_old_gid:-}
 [ "$own_uid" != "$user_uid" ] || own_uid=
@@ -44,19 +47,38 @@ fi
 
 # wshd re-executes itself from inside the container as /sbin/wshd; with merged
 # /usr that path is a symlink, resolved inside mnt, never on the host.
-sbin=$(path_in_root "$PWD/mnt" /sbin)
+prof "copy wshd"
+path_in_root_var "$PWD/mnt" /sbin
+sbin=$resolved
 [ -d "$sbin" ] || mkdir -p "$sbin"
 cp bin/wshd "$sbin/wshd"
 
 # A private /dev holding only the whitelisted nodes; /dev/pts and /dev/shm are
 # mounted after pivot_root.
-dev=$(path_in_root "$PWD/mnt" /dev)
+prof "dev nodes"
+path_in_root_var "$PWD/mnt" /dev
+dev=$resolved
 [ -d "$dev" ] || mkdir -p "$dev"
 mount -n -t tmpfs -o mode=0755,nosuid,size=65536k tmpfs "$dev"
-# The nodes are copied from the host's /dev (one process for five nodes;
-# -R recreates them as nodes, it never reads them); fuse is 0600 on most
-# hosts, so it is made. fd, stdin, stdout, stderr and ptmx are symlinks from
-# lib/dev; pts/ and shm/ are made after pivot_root.
-cp -RP --preserve=mode /dev/null /dev/zero /dev/random /dev/urandom /dev/tty \
-  lib/dev/fd lib/dev/stdin lib/dev/stdout lib/dev/stderr lib/dev/ptmx "$dev/"
-mknod -m 0666 "$dev/fuse" c 10 229
+# -R recreates nodes as nodes, it never reads them. root/setup.sh prepares
+# the whole set once per boot (dev_nodes, made as below), so one process
+# copies it; without it, the nodes are copied from the host's /dev and fuse
+# (0600 on most hosts) is made. fd, stdin, stdout, stderr and ptmx are
+# symlinks (lib/dev); pts/ and shm/ are made after pivot_root.
+nodes=/run/warden/dev-nodes
+prepared=true
+for n in null zero random urandom tty fuse; do
+  [ -c "$nodes/$n" ] || prepared=false
+done
+for n in fd stdin stdout stderr ptmx; do
+  [ -L "$nodes/$n" ] || prepared=false
+done
+if "$prepared"; then
+  cp -RP --preserve=mode "$nodes/null" "$nodes/zero" "$nodes/random" "$nodes/urandom" \
+    "$nodes/tty" "$nodes/fuse" "$nodes/fd" "$nodes/stdin" "$nodes/stdout" "$nodes/stderr" \
+    "$nodes/ptmx" "$dev/"
+else
+  cp -RP --preserve=mode /dev/null /dev/zero /dev/random /dev/urandom /dev/tty \
+    lib/dev/fd lib/dev/stdin lib/dev/stdout lib/dev/stderr lib/dev/ptmx "$dev/"
+  mknod -m 0666 "$dev/fuse" c 10 229
+fi
