@@ -378,12 +378,9 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     // WARDEN_PROFILE=FILE: the command's steps are appended to FILE when it
-    // ends (orchestrator::profile); the recorder outlives its command and
-    // is no step of it.
-    let _profile = match cli.command {
-        Cmd::Record { .. } => None,
-        _ => orchestrator::profile::Session::start(),
-    };
+    // ends (orchestrator::profile); the recorder, which outlives its
+    // command and is no step of it, was dispatched above.
+    let _profile = orchestrator::profile::Session::start();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
