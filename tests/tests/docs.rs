@@ -87,19 +87,7 @@ const WARDEN_TITLE: &str = "\n# warden (the REPL) command-line reference\n";
 
 /// warden's output, from an empty environment as gen-cli.sh runs it.
 fn warden_help(args: &[&str]) -> String {
-    let w = paths::bin("warden");
-    let out = Command::new(&w)
-        .args(args)
-        .env_clear()
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", w.display()));
-    assert!(
-        out.status.success(),
-        "warden {args:?} exited with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("help is UTF-8")
+    help_of("warden", args)
 }
 
 /// The commands `warden -- help` lists (one per tab-indented line), but

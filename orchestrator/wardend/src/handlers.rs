@@ -128,14 +128,7 @@ fn answer(server: &Server, request: Request, present: &Present<'_>) -> Answer {
         }
         Request::Info(r) => plain(Response::Info(info(depot, &r.handle)?)),
         Request::Spawn(r) => {
-            let opts = spawn_options(
-                server,
-                r.script.clone(),
-                r.privileged(),
-                r.rlimits.as_ref(),
-                r.discard_output(),
-            );
-            let job_id = jobs::spawn(depot, &r.handle, &opts)?;
+            let job_id = spawn(server, &r)?;
             plain(Response::Spawn(pb::SpawnResponse { job_id }))
         }
         Request::Link(r) => {
@@ -148,14 +141,18 @@ fn answer(server: &Server, request: Request, present: &Present<'_>) -> Answer {
             }))
         }
         Request::Run(r) => {
-            let opts = spawn_options(
+            // Warden's run: a spawn, then a link of that job.
+            let job_id = spawn(
                 server,
-                r.script.clone(),
-                r.privileged(),
-                r.rlimits.as_ref(),
-                r.discard_output(),
-            );
-            let job_id = jobs::spawn(depot, &r.handle, &opts)?;
+                &pb::SpawnRequest {
+                    handle: r.handle.clone(),
+                    script: r.script.clone(),
+                    privileged: r.privileged,
+                    rlimits: r.rlimits,
+                    discard_output: r.discard_output,
+                    log_tag: r.log_tag.clone(),
+                },
+            )?;
             let result = jobs::link_output_while(depot, &r.handle, &job_id.to_string(), present)?;
             plain(Response::Run(pb::RunResponse {
                 exit_status: Some(exit_status(result.exit_status)),
@@ -317,26 +314,21 @@ fn create(server: &Server, r: &pb::CreateRequest) -> Answer {
     ))
 }
 
-fn spawn_options(
-    server: &Server,
-    script: Vec<u8>,
-    privileged: bool,
-    rlimits: Option<&pb::ResourceLimits>,
-    discard_output: bool,
-) -> SpawnOptions {
+fn spawn(server: &Server, r: &pb::SpawnRequest) -> Result<u32, Error> {
     // The server's container_rlimits, then the request's on top.
-    let mut all = server.config.rlimits.clone();
-    for (name, value) in rlimits.map(request_rlimits).unwrap_or_default() {
-        all.retain(|(n, _)| *n != name);
-        all.push((name, value));
+    let mut rlimits = server.config.rlimits.clone();
+    for (name, value) in r.rlimits.as_ref().map(request_rlimits).unwrap_or_default() {
+        rlimits.retain(|(n, _)| *n != name);
+        rlimits.push((name, value));
     }
-    SpawnOptions {
-        privileged,
-        rlimits: all,
-        discard_output,
-        script,
+    let opts = SpawnOptions {
+        privileged: r.privileged(),
+        rlimits,
+        discard_output: r.discard_output(),
+        script: r.script.clone(),
         ..Default::default()
-    }
+    };
+    jobs::spawn(&server.depot, &r.handle, &opts)
 }
 
 /// ResourceLimits' fields, each a limit both soft and hard, as the Ruby
