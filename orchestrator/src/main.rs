@@ -35,6 +35,8 @@ run, link and stream exit with the job's code once the job exists (255: killed b
 #[command(
     name = "wardenctl",
     version,
+    // A bare `wardenctl` shows what it can do.
+    arg_required_else_help = true,
     about = "Create and use Warden containers without a Warden server",
     after_help = EXIT_CODES
 )]
@@ -345,24 +347,19 @@ impl SpawnArgs {
     }
 }
 
-/// clap's own errors span several lines (usage, tips); a caller gets the
-/// first, like every other error of wardenctl. Help and version print as
-/// usual.
+/// A usage error shows clap's whole message (what is missing or wrong, the
+/// usage line, "a similar subcommand exists"), exit code 2; help and
+/// version print as usual. Runtime errors, unlike these, are one line.
 fn parse_args() -> Result<Cli, ExitCode> {
     match Cli::try_parse() {
         Ok(cli) => Ok(cli),
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            Err(ExitCode::SUCCESS)
-        }
         Err(e) => {
-            let text = e.to_string();
-            let line = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("bad command line");
-            eprintln!("wardenctl: {}", line.trim_start_matches("error: "));
-            Err(ExitCode::from(2))
+            let _ = e.print();
+            Err(if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }

@@ -241,6 +241,28 @@ pub fn assert_code(out: &Output, code: i32, what: &str) {
     );
 }
 
+/// A usage error (exit code 2): clap's whole message, which ends by
+/// pointing at --help (a missing or unknown argument also shows the usage
+/// line; an invalid value names the argument and why).
+pub fn assert_usage_error(out: &Output) {
+    let err = stderr(out);
+    assert!(err.starts_with("error: "), "stderr: {err:?}");
+    assert!(
+        err.trim_end().ends_with("For more information, try '--help'."),
+        "stderr: {err:?}"
+    );
+}
+
+/// A refusal with exit code CODE: a usage error for 2, else one line.
+pub fn assert_refused_with(out: &Output, code: i32, what: &str) {
+    assert_code(out, code, what);
+    if code == 2 {
+        assert_usage_error(out);
+    } else {
+        assert_one_line_error(out);
+    }
+}
+
 /// A one-line message on stderr, naming the program.
 pub fn assert_one_line_error(out: &Output) {
     let err = stderr(out);

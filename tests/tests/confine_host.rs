@@ -576,8 +576,7 @@ fn bad_settings_are_refused() {
             flag,
             value,
         ]);
-        assert_code(&out, code, &format!("{flag} {value}"));
-        assert_one_line_error(&out);
+        tests::ctl::assert_refused_with(&out, code, &format!("{flag} {value}"));
         assert!(!depot.path("bad").exists());
     }
 }

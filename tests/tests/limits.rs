@@ -30,11 +30,11 @@ fn ctl_ok(depot: &TestDepot, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// `wardenctl ARGS` fails with CODE and one line naming the program.
+/// `wardenctl ARGS` fails with CODE: a usage error (2) with the usage,
+/// anything else one line naming the program.
 fn refused(depot: &TestDepot, args: &[&str], code: i32) {
     let out = depot.ctl(args);
-    assert_code(&out, code, &args.join(" "));
-    assert_one_line_error(&out);
+    tests::ctl::assert_refused_with(&out, code, &args.join(" "));
 }
 
 fn v1_group(controller: &str, id: &str) -> Option<PathBuf> {

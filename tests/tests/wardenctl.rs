@@ -538,9 +538,11 @@ fn concurrent_creates_get_distinct_resources() {
         return;
     };
     let rootfs = paths::rootfs();
-    // One container asks for a given address; the others take from the pool.
+    // One container asks for a given address; the others take from the
+    // pool, first free first: the address asked for lies past the /30s
+    // they take (.0, .4, .8), whoever gets the lock first.
     let prefix = depot.pool.trim_end_matches("0/24").to_string();
-    let wanted = format!("{prefix}9");
+    let wanted = format!("{prefix}201");
     let children: Vec<(String, Child)> = (0..4)
         .map(|i| {
             let handle = format!("conc-{i}");
@@ -575,7 +577,7 @@ fn concurrent_creates_get_distinct_resources() {
         let info = stdout(&info);
         let ip = json_str(&info, "container_ip").unwrap();
         if handle == "conc-0" {
-            assert_eq!(ip, format!("{prefix}10"), "--network was not honoured");
+            assert_eq!(ip, format!("{prefix}202"), "--network was not honoured");
         }
         seen_ips.push(ip);
         seen_ids.push(json_str(&info, "id").unwrap());

@@ -79,6 +79,12 @@ impl Grace {
         t.deadlines.remove(handle);
     }
 
+    /// Whether a connection refers to `handle` now: a timer that fired just
+    /// as a request named the container must not destroy it.
+    pub fn is_referenced(&self, handle: &str) -> bool {
+        self.table().references.contains_key(handle)
+    }
+
     #[cfg(test)]
     pub fn has_timer(&self, handle: &str) -> bool {
         self.table().deadlines.contains_key(handle)
@@ -131,7 +137,9 @@ mod tests {
         assert!(g.has_timer("a"));
         g.reference("a");
         assert!(!g.has_timer("a"));
+        assert!(g.is_referenced("a"));
         g.release("a", None);
+        assert!(!g.is_referenced("a"));
         assert!(!g.has_timer("a"), "no grace time: no timer");
     }
 

@@ -202,6 +202,9 @@ fn start_grace_timer(server: Arc<Server>) {
             // Also the moment to collect exited recorders and spawners.
             orchestrator::process::reap_detached();
             for handle in server.grace.wait_expired(Duration::from_secs(1)) {
+                if server.grace.is_referenced(&handle) {
+                    continue;
+                }
                 info!("container {handle}: grace time over, destroying it");
                 match container::destroy(&server.depot, &server.paths, &handle) {
                     Ok(()) => {}
