@@ -248,7 +248,8 @@ pub fn assert_usage_error(out: &Output) {
     let err = stderr(out);
     assert!(err.starts_with("error: "), "stderr: {err:?}");
     assert!(
-        err.trim_end().ends_with("For more information, try '--help'."),
+        err.trim_end()
+            .ends_with("For more information, try '--help'."),
         "stderr: {err:?}"
     );
 }
