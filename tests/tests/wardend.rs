@@ -1063,6 +1063,7 @@ fn a_client_that_hangs_up_frees_its_wait() {
     let handle = c.create("waited");
     let job = c.spawn(&handle, "sleep 30; echo late");
     let before = thread_count(s.pid());
+    let mut waiters = Vec::new();
     for i in 0..20 {
         let mut waiter = s.client();
         if i % 2 == 0 {
@@ -1076,7 +1077,19 @@ fn a_client_that_hangs_up_frees_its_wait() {
                 job_id: job,
             });
         }
+        waiters.push(waiter);
     }
+    // Every wait is being served (a thread each) while its client is there...
+    wait_for("the 20 waits to be served", Duration::from_secs(10), || {
+        thread_count(s.pid()) >= before + 20
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        thread_count(s.pid()) >= before + 20,
+        "the waits go on while their clients are there"
+    );
+    // ...and ends once the client hangs up.
+    drop(waiters);
     wait_for("the waits to be given up", Duration::from_secs(5), || {
         thread_count(s.pid()) <= before
     });

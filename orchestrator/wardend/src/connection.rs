@@ -11,10 +11,8 @@
 
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
-use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::sync::Arc;
 
 use warden_protocol::framing::{FrameError, FrameReader};
@@ -27,18 +25,22 @@ use crate::live::Live;
 /// never bulk data.
 pub const MAX_REQUEST: usize = 16 << 20;
 
-/// Whether the client closed its end (it cannot be waiting for an answer).
+/// Whether the client closed its end (it cannot be waiting for an answer):
+/// a peek that finds the end of the stream. A client with bytes pending
+/// (a request sent ahead) is there; so is one that sent nothing more.
 fn hung_up(stream: &UnixStream) -> bool {
-    // nix names no POLLRDHUP; the kernel reports it for a peer that shut
-    // down or closed its end.
-    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
-    let mut fds = [PollFd::new(stream.as_fd(), rdhup)];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(0) => false,
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(rdhup | PollFlags::POLLHUP | PollFlags::POLLERR)),
-        Err(_) => false,
+    use nix::sys::socket::{recv, MsgFlags};
+    let mut byte = [0u8; 1];
+    match recv(
+        stream.as_raw_fd(),
+        &mut byte,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => false,
+        // ECONNRESET and the like: nobody is there to answer.
+        Err(_) => true,
     }
 }
 
@@ -119,5 +121,25 @@ fn serve_requests(
             }
             exists
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_peer_is_seen_as_gone() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        assert!(!hung_up(&ours), "the peer is there");
+        drop(theirs);
+        assert!(hung_up(&ours), "the peer closed its end");
+    }
+
+    #[test]
+    fn a_peer_with_requests_pending_is_there() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.write_all(b"5\r\nhello\r\n").unwrap();
+        assert!(!hung_up(&ours));
     }
 }
