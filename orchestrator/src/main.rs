@@ -260,6 +260,8 @@ enum RootfsCmd {
     /// entry with an absolute path or `..`, or below a symlink, fails the
     /// import. DIR must not exist: it appears only once the whole image is
     /// in (exit 5 for a bad image, 6 for a missing SRC, 11 without skopeo).
+    /// DIR is mode 0700 (root's alone), so no host user reaches the
+    /// image's setuid files; containers see the image's files as they are.
     ///
     /// The image's Env, WorkingDir, User, Entrypoint and Cmd are recorded in
     /// DIR/.warden-image.json. Jobs of a container created from DIR start

@@ -410,7 +410,9 @@ fn check_tree(dir: &Path) {
     }
     let ino = |p: &str| fs::metadata(dir.join(p)).unwrap().ino();
     assert_eq!(ino("srv/old/c"), ino("srv/old/c-link"), "hard link");
-    assert_eq!(fs::metadata(dir).unwrap().mode() & 0o7777, 0o755);
+    // Root's alone, whatever the image's root: the setuid files inside
+    // are the container's (see an_images_setuid_program_runs_for_no_host_user).
+    assert_eq!(fs::metadata(dir).unwrap().mode() & 0o7777, 0o700);
 
     let record: Value =
         serde_json::from_slice(&fs::read(dir.join(".warden-image.json")).unwrap()).unwrap();
@@ -739,4 +741,97 @@ fn progress_on_a_terminal() {
         err.contains("1 device nodes skipped, 1 xattrs not kept"),
         "{err:?}"
     );
+}
+
+/// An image's setuid-root program (the host's own id(1), which honours the
+/// bit, unlike busybox's applets) imported into a directory every host user
+/// could otherwise reach: no host user runs it, because the import leaves
+/// DIR root's alone. The control opens DIR and the same file makes nobody
+/// root, so the test fails if DIR were left open.
+#[test]
+fn an_images_setuid_program_runs_for_no_host_user() {
+    const NOBODY: u32 = 65534;
+    let Some(depot) = depot("image-suid") else {
+        return;
+    };
+    let id = fs::read(fs::canonicalize("/usr/bin/id").expect("/usr/bin/id")).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "bin/hostid", 0o4755, (0, 0), &id);
+    let l = Layers {
+        raw: vec![base_layer(), b.into_inner().unwrap()],
+    };
+    let data = depot.data("suid");
+    let src = data.join("image.tar");
+    fs::write(&src, docker_save(&l)).unwrap();
+    let dir = data.join("rootfs");
+    assert_ok(&import(&depot, &src, &dir), "import");
+    let tool = dir.join("bin/hostid");
+    let meta = fs::metadata(&tool).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o7777),
+        (0, 0o4755),
+        "kept as in the image"
+    );
+
+    // Only DIR's own mode stands between nobody and the file.
+    for d in [&depot.root, &depot.root.join("data"), &data] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let as_nobody = || {
+        use std::os::unix::process::CommandExt;
+        Command::new(&tool)
+            .arg("-u")
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .current_dir("/")
+            .output()
+    };
+    match as_nobody() {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}"),
+        Ok(out) => panic!(
+            "nobody ran {}: {}{}",
+            tool.display(),
+            stdout(&out),
+            stderr(&out)
+        ),
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let control = as_nobody();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let control = control.expect("the control runs");
+    assert_eq!(
+        stdout(&control),
+        "0\n",
+        "the control: an open DIR makes nobody root"
+    );
+
+    // Containers from DIR see the image as it is.
+    check_container_sees_suid(&depot, "img-suid", &dir);
+}
+
+fn check_container_sees_suid(depot: &TestDepot, handle: &str, rootfs: &Path) {
+    let out = depot.ctl(&[
+        "create",
+        "--handle",
+        handle,
+        "--pool-network",
+        &depot.pool,
+        "--rootfs",
+        &rootfs.to_string_lossy(),
+    ]);
+    assert_ok(&out, "create from the imported rootfs");
+    let out = depot.ctl(&[
+        "run",
+        handle,
+        "--",
+        "stat",
+        "-c",
+        "%a %u",
+        "/bin/hostid",
+        "/",
+    ]);
+    assert_ok(&out, "stat as vcap");
+    let text = stdout(&out);
+    assert!(text.starts_with("4755 0\n"), "{text:?}");
+    assert_ok(&depot.ctl(&["destroy", handle]), "destroy");
 }

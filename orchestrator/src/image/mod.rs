@@ -19,7 +19,8 @@
 //! nothing followed, see there).
 //!
 //! DIR is built as `DIR.tmp-PID` and renamed once complete: a failure
-//! leaves no DIR. The image's config (Env, WorkingDir, User, Entrypoint,
+//! leaves no DIR. DIR is mode 0700, whatever the image's root: the image's
+//! setuid files are the container's, never a host user's. The image's config (Env, WorkingDir, User, Entrypoint,
 //! Cmd) is recorded in `DIR/.warden-image.json` ([`CONFIG_FILE`]); a
 //! container created from DIR copies it to its own `etc/image.json`, and
 //! its jobs start with that Env and in that WorkingDir (see
@@ -99,6 +100,15 @@ pub fn import(src: &str, dir: &Path, opts: &ImportOptions) -> Result<Imported> {
     };
     scratch.clear();
     let result = build(src, &scratch, opts).and_then(|imported| {
+        // The image's files keep their setuid bits and owners (the
+        // container needs them), so DIR itself is root's alone: a host user
+        // must not reach an untrusted image's setuid-root program.
+        // Containers never see this mode: their root is the overlay's.
+        fs::set_permissions(
+            &scratch.tmp,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .map_err(Error::io(format!("chmod {}", scratch.tmp.display())))?;
         fs::rename(&scratch.tmp, dir).map_err(Error::io(format!("rename to {}", dir.display())))?;
         Ok(imported)
     });
