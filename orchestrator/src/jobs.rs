@@ -29,6 +29,12 @@
 //! without a recorder (the wardenctl that spawned it died first) gets a new
 //! one from the next `link` or `stream`; iomux-link's cursors file makes it
 //! continue where the last one stopped.
+//!
+//! A caller that waits for the job at once and outlives it (wardend's
+//! `run`) records it itself instead, in a thread ([`spawn_attached`], see
+//! [`crate::attach`]): no recorder process, no `record.pid`; the thread
+//! holds `record.lock` and keeps the cursors file, so that a recorder
+//! process can take over if the caller dies.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -191,19 +197,60 @@ fn create_file(path: &Path) -> Result<File> {
 }
 
 pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
+    spawn_with(depot, handle, opts, false).map(|(id, _)| id)
+}
+
+/// As [`spawn`], the job recorded by a thread of this process rather than
+/// a recorder process (see [`crate::attach`]): for a caller that waits for
+/// the job's end at once and outlives it (wardend's `run`).
+pub fn spawn_attached(
+    depot: &Depot,
+    handle: &str,
+    opts: &SpawnOptions,
+) -> Result<(u32, crate::attach::Recording)> {
+    let (id, recording) = spawn_with(depot, handle, opts, true)?;
+    let recording = recording.ok_or_else(|| Error::Tool("the job has no recorder".into()))?;
+    Ok((id, recording))
+}
+
+fn spawn_with(
+    depot: &Depot,
+    handle: &str,
+    opts: &SpawnOptions,
+    attached: bool,
+) -> Result<(u32, Option<crate::attach::Recording>)> {
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(false)?;
     instance.require_state("spawn", &[State::Active])?;
     let opts = &with_image(&instance, opts)?;
     let (id, dir) = new_job_dir(&instance)?;
-    match start_job(&instance, &dir, opts) {
-        Ok(()) => Ok(id),
+    match start_job(&instance, &dir, opts, attached) {
+        Ok(recording) => Ok((id, recording)),
         Err(e) => {
             kill_job_processes(&dir);
             let _ = fs::remove_dir_all(&dir);
             Err(e)
         }
     }
+}
+
+/// Spawn, then wait for the job's end and take its output, the job
+/// recorded in this process ([`spawn_attached`]); gives up with
+/// [`Error::Cancelled`] once `wanted` says the result is no longer (the job
+/// and its recording go on).
+pub fn run_attached(
+    depot: &Depot,
+    handle: &str,
+    opts: &SpawnOptions,
+    mut wanted: impl FnMut() -> bool,
+) -> Result<(u32, JobResult)> {
+    let (id, recording) = spawn_attached(depot, handle, opts)?;
+    if !recording.wait_while(&mut wanted) {
+        return Err(Error::Cancelled);
+    }
+    // Recorded by now (else the link repairs the recorder and waits).
+    let result = link_output_while(depot, handle, &id.to_string(), wanted)?;
+    Ok((id, result))
 }
 
 /// The job's script as the container's image (when it has one) wants it:
@@ -234,7 +281,12 @@ fn with_image(instance: &Instance, opts: &SpawnOptions) -> Result<SpawnOptions> 
     Ok(opts)
 }
 
-fn start_job(instance: &Instance, dir: &Path, opts: &SpawnOptions) -> Result<()> {
+fn start_job(
+    instance: &Instance,
+    dir: &Path,
+    opts: &SpawnOptions,
+    attached: bool,
+) -> Result<Option<crate::attach::Recording>> {
     let script_path = dir.join("script");
     write_atomic(&script_path, &opts.script)?;
     let script =
@@ -258,6 +310,21 @@ fn start_job(instance: &Instance, dir: &Path, opts: &SpawnOptions) -> Result<()>
         &dir.join("spawn.pid"),
         format!("{}\n", spawner.id()).as_bytes(),
     )?;
+
+    if attached {
+        if opts.discard_output {
+            write_atomic(&dir.join("discard_output"), b"")?;
+        }
+        let lock = lock_recorder(dir, false)?
+            .ok_or_else(|| Error::Tool(format!("{} has a recorder already", dir.display())))?;
+        let exited = || matches!(spawner.try_wait(), Ok(Some(_)));
+        return crate::attach::start(instance, dir, lock, opts.discard_output, exited)
+            .map(Some)
+            .map_err(|e| match spawn_error(dir) {
+                Some(why) => Error::Tool(format!("iomux-spawn failed: {why}")),
+                None => e,
+            });
+    }
 
     let spawn_failed = |dir: &Path| {
         let err = fs::read_to_string(dir.join("spawn.err")).unwrap_or_default();
@@ -301,7 +368,13 @@ fn start_job(instance: &Instance, dir: &Path, opts: &SpawnOptions) -> Result<()>
     {
         return Err(spawn_failed(dir));
     }
-    Ok(())
+    Ok(None)
+}
+
+/// The last line iomux-spawn wrote to its stderr, when it failed.
+fn spawn_error(dir: &Path) -> Option<String> {
+    let err = fs::read_to_string(dir.join("spawn.err")).ok()?;
+    scripts::last_error_line(&err)
 }
 
 /// Starts `wardenctl __record DIR` in a session of its own.
@@ -326,7 +399,7 @@ fn start_recorder(dir: &Path, discard_output: bool) -> Result<()> {
 /// The recorder holds an exclusive flock on `record.lock` for as long as it
 /// runs: whether one is running is a question the kernel answers, without
 /// trusting pids.
-fn lock_recorder(dir: &Path, wait: bool) -> Result<Option<Flock<File>>> {
+pub(crate) fn lock_recorder(dir: &Path, wait: bool) -> Result<Option<Flock<File>>> {
     let path = dir.join("record.lock");
     let file = crate::depot::open_lock_file(&path)?;
     let arg = if wait {
@@ -360,6 +433,7 @@ pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
         return Ok(());
     }
     let instance = instance_of_job(dir)?;
+    crate::output::trim_to_cursors(dir);
     let link_bin = instance.path.join("bin/iomux-link");
     let mut link = Command::new(&link_bin);
     link.arg("-w")
@@ -440,6 +514,18 @@ fn ensure_recorder(dir: &Path) -> Result<()> {
                 return Ok(());
             }
             start_recorder(dir, false)
+        }
+    }
+}
+
+/// Gives every job of the container that has not ended and has no
+/// recorder one (a server starting again: the recorders of its `run` jobs
+/// were threads of the one that died).
+pub fn ensure_recorders(instance: &Instance) {
+    for id in running(instance) {
+        let dir = jobs_dir(instance).join(id.to_string());
+        if let Err(e) = ensure_recorder(&dir) {
+            eprintln!("wardenctl: {}: {e}", dir.display());
         }
     }
 }

@@ -4,6 +4,7 @@
 //! run as processes; all state is on disk in the depot.
 #![deny(unsafe_code)]
 
+pub mod attach;
 pub mod config;
 pub mod container;
 pub mod depot;

@@ -41,7 +41,7 @@ use crate::process;
 
 /// What one read takes from a pipe, and so at most what one step may bring
 /// past the limit before the recorder notices.
-const CHUNK: usize = 64 << 10;
+pub const CHUNK: usize = 64 << 10;
 /// What the recorder asks of its pipes: iomux-link splices up to 1 MiB at
 /// once, and a wider pipe means fewer wake-ups.
 const PIPE_SIZE: libc::c_int = 1 << 20;
@@ -160,22 +160,97 @@ impl DiskCharge {
     }
 }
 
+/// A job's two logs and what may still go into them: the container's
+/// limit, its disk image, the hunt for a job over its limit. Both
+/// recorders feed it, the process one from iomux-link's pipes ([`record`]),
+/// wardend's from iomux-spawn's sockets ([`crate::attach`]).
+pub struct Logs {
+    instance: Instance,
+    dir: PathBuf,
+    limit: u64,
+    files: [File; 2],
+    budget: Budget,
+    disk: Option<DiskCharge>,
+    disk_full: bool,
+    write_failed: [bool; 2],
+    killer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Logs {
+    /// The logs of the job in `dir`, opened for appending (made when
+    /// missing); the budget goes on from what they already hold.
+    pub fn open(instance: &Instance, dir: &Path) -> Result<Logs> {
+        let limit = limit(instance);
+        let files = [
+            open_private(&dir.join("stdout.log"), true)?,
+            open_private(&dir.join("stderr.log"), true)?,
+        ];
+        let kept = files
+            .iter()
+            .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let budget = Budget::new(limit, kept, dir.join("killed").exists());
+        // A recorder started again after the job was found over its limit
+        // hunts it down again: the last one may have died doing so.
+        let killer = budget.exceeded().then(|| start_killer(instance, dir));
+        Ok(Logs {
+            instance: instance.clone(),
+            dir: dir.to_path_buf(),
+            limit,
+            files,
+            budget,
+            disk: DiskCharge::open(instance),
+            disk_full: false,
+            write_failed: [false; 2],
+            killer,
+        })
+    }
+
+    /// Appends what may be kept of `bytes`, which stream `index` (0 stdout,
+    /// 1 stderr) just produced; past the limit, the job is killed.
+    pub fn append(&mut self, index: usize, bytes: &[u8]) {
+        let mut keep = self.budget.take(bytes.len());
+        if keep > 0 && !self.disk_full {
+            if let Some(d) = &self.disk {
+                self.disk_full = !d.charge(keep);
+                if self.disk_full {
+                    note_dropped(&self.instance, &self.dir);
+                }
+            }
+        }
+        if self.disk_full {
+            keep = 0;
+        }
+        if keep > 0 && !self.write_failed[index] {
+            // A full disk must not stop the job: what cannot be kept is
+            // dropped, and said once.
+            if let Err(e) = self.files[index].write_all(&bytes[..keep]) {
+                self.write_failed[index] = true;
+                eprintln!(
+                    "wardenctl: append to the log of {}: {e}",
+                    self.dir.display()
+                );
+            }
+        }
+        if self.budget.exceeded() && self.killer.is_none() {
+            mark_killed(&self.instance, &self.dir, self.limit);
+            self.killer = Some(start_killer(&self.instance, &self.dir));
+        }
+    }
+
+    /// Waits for the hunt of a job over its limit, if there was one.
+    pub fn finish(self) {
+        if let Some(killer) = self.killer {
+            let _ = killer.join();
+        }
+    }
+}
+
 /// Runs `link` (iomux-link for the job in `dir`) with its output through
 /// pipes into `dir`'s logs, within the container's limit; returns its exit
 /// status.
 pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<ExitStatus> {
-    let limit = limit(instance);
-    let mut logs = [
-        open_private(&dir.join("stdout.log"), true)?,
-        open_private(&dir.join("stderr.log"), true)?,
-    ];
-    let kept = logs
-        .iter()
-        .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let mut budget = Budget::new(limit, kept, dir.join("killed").exists());
-    let disk = DiskCharge::open(instance);
-    let mut disk_full = false;
+    let mut logs = Logs::open(instance, dir)?;
     let mut child = link
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -192,11 +267,7 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
         Some(File::from(OwnedFd::from(out))),
         Some(File::from(OwnedFd::from(err))),
     ];
-    // A recorder started again after the job was found over its limit
-    // hunts it down again: the last one may have died doing so.
-    let mut killer = budget.exceeded().then(|| start_killer(instance, dir));
     let mut buf = vec![0u8; CHUNK];
-    let mut write_failed = [false; 2];
     while pipes.iter().any(Option::is_some) {
         let ready = match wait_readable(&pipes) {
             Ok(ready) => ready,
@@ -212,41 +283,11 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
             let Some(pipe) = pipes[i].as_mut() else {
                 continue;
             };
-            let n = match pipe.read(&mut buf) {
-                Ok(0) => {
-                    pipes[i] = None;
-                    continue;
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    pipes[i] = None;
-                    continue;
-                }
-            };
-            let mut keep = budget.take(n);
-            if keep > 0 && !disk_full {
-                if let Some(d) = &disk {
-                    disk_full = !d.charge(keep);
-                    if disk_full {
-                        note_dropped(instance, dir);
-                    }
-                }
-            }
-            if disk_full {
-                keep = 0;
-            }
-            if keep > 0 && !write_failed[i] {
-                // A full disk must not stop the job: what cannot be kept is
-                // dropped, and said once.
-                if let Err(e) = logs[i].write_all(&buf[..keep]) {
-                    write_failed[i] = true;
-                    eprintln!("wardenctl: append to the log of {}: {e}", dir.display());
-                }
-            }
-            if budget.exceeded() && killer.is_none() {
-                mark_killed(instance, dir, limit);
-                killer = Some(start_killer(instance, dir));
+            match pipe.read(&mut buf) {
+                Ok(0) => pipes[i] = None,
+                Ok(n) => logs.append(i, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => pipes[i] = None,
             }
         }
     }
@@ -254,10 +295,38 @@ pub fn record(instance: &Instance, dir: &Path, mut link: Command) -> Result<Exit
         "wait for iomux-link of {}",
         dir.display()
     )))?;
-    if let Some(killer) = killer {
-        let _ = killer.join();
-    }
+    logs.finish();
     Ok(status)
+}
+
+/// Bytes a log holds past its saved cursor were appended by a recorder
+/// that died before it saved the cursors; the next link delivers them
+/// again from the cursor on, so they go and the log stays exact. A log
+/// behind its cursor (output past the limit, or dropped on a full disk) is
+/// left as it is. Positions wrap at 2^32 as iomux's do.
+pub fn trim_to_cursors(dir: &Path) {
+    if dir.join("killed").exists() {
+        return;
+    }
+    let cursors = match wire::iomux::Cursors::read(&dir.join("cursors")) {
+        Ok(c) => c.unwrap_or_default(),
+        Err(_) => return,
+    };
+    for stream in wire::iomux::Stream::ALL {
+        let path = dir.join(format!("{}.log", stream.name()));
+        let Ok(file) = fs::OpenOptions::new().write(true).open(&path) else {
+            continue;
+        };
+        let Ok(len) = file.metadata().map(|m| m.len()) else {
+            continue;
+        };
+        let ahead = (len as u32).wrapping_sub(cursors.get(stream));
+        if ahead != 0 && ahead < 1 << 31 && u64::from(ahead) <= len {
+            if let Err(e) = file.set_len(len - u64::from(ahead)) {
+                eprintln!("wardenctl: trim {}: {e}", path.display());
+            }
+        }
+    }
 }
 
 /// Indexes of the pipes that have something to read (or hung up).
@@ -470,6 +539,51 @@ mod tests {
         fs::write(root.join("etc/config"), "job_output_limit='lots'\n").unwrap();
         assert_eq!(limit(&instance), DEFAULT_JOB_OUTPUT_LIMIT);
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn logs_past_their_cursors_are_trimmed_and_others_left() {
+        let dir = std::env::temp_dir().join(format!("wardenctl-trim-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let cursors = |stdout, stderr| {
+            wire::iomux::Cursors { stdout, stderr }
+                .write(&dir.join("cursors"))
+                .unwrap()
+        };
+        let logs = |out: &[u8], err: &[u8]| {
+            fs::write(dir.join("stdout.log"), out).unwrap();
+            fs::write(dir.join("stderr.log"), err).unwrap();
+        };
+        let read = |name: &str| fs::read(dir.join(name)).unwrap();
+
+        // Ahead: appended, cursors not saved; behind: dropped output.
+        logs(b"abcdef", b"xy");
+        cursors(4, 5);
+        trim_to_cursors(&dir);
+        assert_eq!(read("stdout.log"), b"abcd");
+        assert_eq!(read("stderr.log"), b"xy");
+
+        // No cursors file: the next link starts at 0.
+        fs::remove_file(dir.join("cursors")).unwrap();
+        trim_to_cursors(&dir);
+        assert_eq!(read("stdout.log"), b"");
+
+        // Positions wrap at 2^32: a cursor at 2^32-1 is 7 short of a
+        // 6-byte log, which cannot be that far ahead (a log that did not
+        // start at 0): left.
+        logs(b"abcdef", b"");
+        cursors(u32::MAX, 0);
+        trim_to_cursors(&dir);
+        assert_eq!(read("stdout.log"), b"abcdef");
+
+        // A job over its limit keeps what it kept.
+        logs(b"abcdef", b"");
+        cursors(1, 0);
+        fs::write(dir.join("killed"), b"output limit\n").unwrap();
+        trim_to_cursors(&dir);
+        assert_eq!(read("stdout.log"), b"abcdef");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

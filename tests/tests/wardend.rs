@@ -824,6 +824,82 @@ fn sigkill_during_a_stream_and_a_create_then_restart() {
     }
 }
 
+/// A `run` is recorded by a thread of wardend (no recorder process, no
+/// record.pid). Killed in the middle of one, wardend leaves the job
+/// running; started again, it gives the job a recorder process, which goes
+/// on from the thread's saved cursors: the output is whole, in order, and
+/// no line is kept twice.
+#[test]
+fn sigkill_during_a_run_then_restart_keeps_every_byte_once() {
+    let Some(mut s) = server("sigkill-run") else {
+        return;
+    };
+    let mut c = s.client();
+    let handle = c.create("ran");
+    c.send(pb::RunRequest {
+        handle: handle.clone(),
+        script: b"i=0; while [ $i -lt 30 ]; do echo out $i; echo err $i >&2; i=$((i+1)); sleep 0.05; done; exit 3".to_vec(),
+        ..Default::default()
+    });
+    let job = s.depot.path(&handle).join("jobs/1");
+    wait_for("the run's first lines", Duration::from_secs(10), || {
+        std::fs::read_to_string(job.join("stdout.log")).is_ok_and(|t| t.lines().count() >= 5)
+    });
+    assert!(
+        !job.join("record.pid").exists(),
+        "a run through wardend starts no recorder process"
+    );
+    let recorders = |dir: &std::path::Path| {
+        live_pids()
+            .into_iter()
+            .filter(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let text = String::from_utf8_lossy(&cmdline);
+                text.contains("__record") && text.contains(dir.to_str().unwrap())
+            })
+            .count()
+    };
+    assert_eq!(recorders(&job), 0, "no recorder process for a run");
+    let status = s.stop_with(Signal::SIGKILL);
+    assert!(!status.success());
+    assert!(c.try_receive().is_none(), "the run ends with the server");
+    // The job writes on while nobody records it (well within the ring).
+    std::thread::sleep(Duration::from_millis(300));
+
+    s.launch();
+    wait_for(
+        "a recorder process for the job",
+        Duration::from_secs(10),
+        || recorders(&job) == 1 || job.join("exit_status").exists(),
+    );
+    let mut c = s.client();
+    let (out, err, code) = c.stream(&handle, 1);
+    let want = |what: &str| -> Vec<u8> {
+        (0..30)
+            .map(|i| format!("{what} {i}\n"))
+            .collect::<String>()
+            .into_bytes()
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&want("out"))
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&err),
+        String::from_utf8_lossy(&want("err"))
+    );
+    assert_eq!(code, 3);
+    c.destroy(&handle);
+    for pid in live_pids() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline);
+        assert!(
+            !text.contains(s.depot.dir.to_str().unwrap()),
+            "process {pid} is left: {text}"
+        );
+    }
+}
+
 #[test]
 fn sigusr2_drains() {
     let Some(mut s) = server("drain") else {

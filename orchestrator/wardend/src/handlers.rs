@@ -142,7 +142,9 @@ fn answer(server: &Server, request: Request, present: &Present<'_>) -> Answer {
         }
         Request::Run(r) => {
             // Warden's run: a spawn, then a link of that job.
-            let job_id = spawn(
+            // The job is recorded by a thread of ours (the client waits
+            // for it now), not by a recorder process.
+            let opts = spawn_options(
                 server,
                 &pb::SpawnRequest {
                     handle: r.handle.clone(),
@@ -152,8 +154,8 @@ fn answer(server: &Server, request: Request, present: &Present<'_>) -> Answer {
                     discard_output: r.discard_output,
                     log_tag: r.log_tag.clone(),
                 },
-            )?;
-            let result = jobs::link_output_while(depot, &r.handle, &job_id.to_string(), present)?;
+            );
+            let (_, result) = jobs::run_attached(depot, &r.handle, &opts, present)?;
             plain(Response::Run(pb::RunResponse {
                 exit_status: Some(exit_status(result.exit_status)),
                 stdout: Some(result.stdout),
@@ -315,20 +317,23 @@ fn create(server: &Server, r: &pb::CreateRequest) -> Answer {
 }
 
 fn spawn(server: &Server, r: &pb::SpawnRequest) -> Result<u32, Error> {
+    jobs::spawn(&server.depot, &r.handle, &spawn_options(server, r))
+}
+
+fn spawn_options(server: &Server, r: &pb::SpawnRequest) -> SpawnOptions {
     // The server's container_rlimits, then the request's on top.
     let mut rlimits = server.config.rlimits.clone();
     for (name, value) in r.rlimits.as_ref().map(request_rlimits).unwrap_or_default() {
         rlimits.retain(|(n, _)| *n != name);
         rlimits.push((name, value));
     }
-    let opts = SpawnOptions {
+    SpawnOptions {
         privileged: r.privileged(),
         rlimits,
         discard_output: r.discard_output(),
         script: r.script.clone(),
         ..Default::default()
-    };
-    jobs::spawn(&server.depot, &r.handle, &opts)
+    }
 }
 
 /// ResourceLimits' fields, each a limit both soft and hard, as the Ruby

@@ -139,6 +139,9 @@ fn recover(server: &Server) {
     let handles = container::list(&server.depot).unwrap_or_default();
     for handle in &handles {
         if let Ok(instance) = Instance::open(&server.depot, handle) {
+            // The recorders of an earlier server's `run` jobs were its
+            // threads: running jobs get recorder processes.
+            orchestrator::jobs::ensure_recorders(&instance);
             if let Some(seconds) = instance.grace_time() {
                 server
                     .grace
