@@ -7,8 +7,10 @@
 //! warden-load ping SOCKET CLIENTS SECONDS   ping requests/s, all clients together
 //! warden-load run SOCKET HANDLE N          N sequential `run /bin/true` on one
 //!                                          connection: each round trip in ms
-//! warden-load exec N -- COMMAND [ARG...]   N sequential runs of COMMAND (stdout
-//!                                          to /dev/null): each in ms, timed like
+//! warden-load exec N [--stdin FILE] -- COMMAND [ARG...]
+//!                                          N sequential runs of COMMAND (stdin
+//!                                          FILE or /dev/null, stdout to
+//!                                          /dev/null): each in ms, timed like
 //!                                          `run`, for peers (wardenctl, wsh)
 //! warden-load spawn SOCKET HANDLE N        N sequential `spawn /bin/true`: each
 //!                                          round trip in ms (the job's start
@@ -38,7 +40,7 @@ use warden_protocol::{pb, Request, Response};
 
 const USAGE: &str = "usage: warden-load ping SOCKET CLIENTS SECONDS
        warden-load run SOCKET HANDLE N
-       warden-load exec N -- COMMAND [ARG...]
+       warden-load exec N [--stdin FILE] -- COMMAND [ARG...]
        warden-load spawn SOCKET HANDLE N
        warden-load info SOCKET HANDLE N
        warden-load create SOCKET PREFIX N
@@ -227,11 +229,18 @@ fn ping_load(socket: &Path, clients: usize, seconds: f64) -> Result<f64> {
     Ok(count as f64 / elapsed)
 }
 
-/// Runs `argv` once, its stdout thrown away; an error unless it exits 0.
-fn exec_once(argv: &[String]) -> Result<()> {
+/// Runs `argv` once (stdin from `stdin`, else /dev/null), its stdout
+/// thrown away; an error unless it exits 0.
+fn exec_once(argv: &[String], stdin: Option<&Path>) -> Result<()> {
+    let input = match stdin {
+        Some(path) => Stdio::from(
+            std::fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?,
+        ),
+        None => Stdio::null(),
+    };
     let status = Command::new(&argv[0])
         .args(&argv[1..])
-        .stdin(Stdio::null())
+        .stdin(input)
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("run {}: {e}", argv[0]))?;
@@ -355,8 +364,16 @@ fn dispatch(args: &[String]) -> std::result::Result<(), Option<String>> {
         }
         [cmd, n, sep, argv @ ..] if cmd == "exec" && sep == "--" && !argv.is_empty() => {
             let n: usize = number("N", n)?;
-            let times = time_each(n, || exec_once(argv))?;
+            let times = time_each(n, || exec_once(argv, None))?;
             summary(&argv.join(" "), &times);
+        }
+        [cmd, n, flag, file, sep, argv @ ..]
+            if cmd == "exec" && flag == "--stdin" && sep == "--" && !argv.is_empty() =>
+        {
+            let n: usize = number("N", n)?;
+            let file = Path::new(file);
+            let times = time_each(n, || exec_once(argv, Some(file)))?;
+            summary(&format!("{} <{}", argv.join(" "), file.display()), &times);
         }
         [cmd, _, prefix, n] if cmd == "create" => {
             let n: usize = number("N", n)?;
