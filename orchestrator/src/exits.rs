@@ -191,7 +191,14 @@ mod tests {
                 core: true
             })
         );
-        for bad in ["", "exited", "exited x", "exited 1 2", "died 9", "signaled 9 x"] {
+        for bad in [
+            "",
+            "exited",
+            "exited x",
+            "exited 1 2",
+            "died 9",
+            "signaled 9 x",
+        ] {
             assert_eq!(parse_wsh_status(bad), None, "{bad}");
         }
     }

@@ -267,7 +267,11 @@ pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
     for (name, _) in &opts.env {
         check_env_name(name)?;
     }
-    if opts.dir.as_deref().is_some_and(|d| d.is_empty() || d.contains('\0')) {
+    if opts
+        .dir
+        .as_deref()
+        .is_some_and(|d| d.is_empty() || d.contains('\0'))
+    {
         return Err(Error::BadArgument(format!("invalid --dir {:?}", opts.dir)));
     }
     let opts = &with_image(&instance, opts)?;

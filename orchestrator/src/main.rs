@@ -10,8 +10,8 @@ use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use orchestrator::{
-    container, jobs, limits, network::Ipv4Net, report, BindMount, CreateOptions, Depot, Error, Instance, Paths,
-    SetupOptions, SpawnOptions, State, StopOptions,
+    container, jobs, limits, network::Ipv4Net, report, BindMount, CreateOptions, Depot, Error,
+    Instance, Paths, SetupOptions, SpawnOptions, State, StopOptions,
 };
 
 const EXIT_CODES: &str = "\
@@ -617,7 +617,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
         }
         Cmd::Run(args) => {
             drop(out);
-            return Ok(job_exit(&jobs::run(&depot, &args.handle, &args.options()?)?));
+            return Ok(job_exit(&jobs::run(
+                &depot,
+                &args.handle,
+                &args.options()?,
+            )?));
         }
         Cmd::Link { handle, job, json } if json.json => {
             let (result, end) = jobs::link_report(&depot, &handle, &job)?;
@@ -653,7 +657,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
             // The caller's terminal type, so that programs in the
             // container draw for it; none when the caller has none.
             let term = std::env::var("TERM").ok().filter(|t| !t.is_empty());
-            for (k, v) in term.map(|t| ("TERM".to_string(), t)).into_iter().chain(job.env()?) {
+            for (k, v) in term
+                .map(|t| ("TERM".to_string(), t))
+                .into_iter()
+                .chain(job.env()?)
+            {
                 wsh.arg("--env").arg(format!("{k}={v}"));
             }
             if let Some(dir) = &job.dir {
@@ -675,7 +683,9 @@ fn run(cli: Cli) -> Result<u8, Error> {
         }
         Cmd::Destroy { handles } => {
             let paths = paths()?;
-            return Ok(each_handle(&handles, |h| container::destroy(&depot, &paths, h)));
+            return Ok(each_handle(&handles, |h| {
+                container::destroy(&depot, &paths, h)
+            }));
         }
         Cmd::CopyIn { handle, src, dst } => container::copy_in(&depot, &handle, &src, &dst)?,
         Cmd::CopyOut {
@@ -806,7 +816,9 @@ fn run(cli: Cli) -> Result<u8, Error> {
             }
         }
         Cmd::Ping { json } => say(pick(&json, report::message("pong"), "pong".into()))?,
-        Cmd::Echo { message, json } => say(pick(&json, report::message(&message), message.clone()))?,
+        Cmd::Echo { message, json } => {
+            say(pick(&json, report::message(&message), message.clone()))?
+        }
     }
     Ok(0)
 }

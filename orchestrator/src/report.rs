@@ -105,8 +105,8 @@ pub fn job(handle: &str, result: &JobResult, end: &JobEnd) -> Value {
     let mut map = end_fields(handle, end);
     let stdout = String::from_utf8_lossy(&result.stdout);
     let stderr = String::from_utf8_lossy(&result.stderr);
-    let lossy =
-        std::str::from_utf8(&result.stdout).is_err() || std::str::from_utf8(&result.stderr).is_err();
+    let lossy = std::str::from_utf8(&result.stdout).is_err()
+        || std::str::from_utf8(&result.stderr).is_err();
     map.insert("stdout".into(), stdout.into_owned().into());
     map.insert("stderr".into(), stderr.into_owned().into());
     map.insert("output_lossy".into(), lossy.into());
@@ -219,8 +219,12 @@ mod tests {
         let mut lines = StreamLines::default();
         let mut out = Vec::new();
         let e = "é".as_bytes();
-        lines.write(&mut out, StreamName::Stdout, &[b'a', e[0]]).unwrap();
-        lines.write(&mut out, StreamName::Stdout, &[e[1], b'b']).unwrap();
+        lines
+            .write(&mut out, StreamName::Stdout, &[b'a', e[0]])
+            .unwrap();
+        lines
+            .write(&mut out, StreamName::Stdout, &[e[1], b'b'])
+            .unwrap();
         lines.write(&mut out, StreamName::Stderr, &[e[0]]).unwrap();
         let end = JobEnd {
             signal: None,

@@ -33,7 +33,11 @@ pub fn parse_size(arg: &str) -> Result<u64> {
         "m" => 20,
         "g" => 30,
         "t" => 40,
-        _ => return Err(bad("unknown unit (B, K, M, G or T; KiB etc. mean the same)")),
+        _ => {
+            return Err(bad(
+                "unknown unit (B, K, M, G or T; KiB etc. mean the same)",
+            ))
+        }
     };
     if unit == "ib" {
         return Err(bad("\"iB\" needs K, M, G or T before it"));
@@ -192,7 +196,15 @@ mod tests {
             assert_eq!(parse_rate(arg).unwrap(), want, "{arg}");
         }
         for bad in [
-            "", "8MB", "8MiB", "8B", "1.0001K", "-8", "8 M", "x", "99999999T",
+            "",
+            "8MB",
+            "8MiB",
+            "8B",
+            "1.0001K",
+            "-8",
+            "8 M",
+            "x",
+            "99999999T",
         ] {
             assert_eq!(parse_rate(bad).unwrap_err().exit_code(), 5, "{bad}");
         }
@@ -201,7 +213,9 @@ mod tests {
     #[test]
     fn clap_parsers_give_the_message() {
         assert_eq!(size_arg("10M"), Ok(10 << 20));
-        assert!(size_arg("ten").unwrap_err().contains("invalid size \"ten\""));
+        assert!(size_arg("ten")
+            .unwrap_err()
+            .contains("invalid size \"ten\""));
         assert!(rate_arg("8MB").unwrap_err().contains("invalid rate"));
     }
 }

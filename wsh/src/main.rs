@@ -301,8 +301,14 @@ mod tests {
         let up = Protocol::Upgraded { forwarded: false };
         assert_eq!(status_text(v1, Exit::Word(3)), None);
         assert_eq!(status_text(v2, Exit::Closed), None);
-        assert_eq!(status_text(v2, Exit::Word(137 << 8)).unwrap(), "exited 137\n");
-        assert_eq!(status_text(up, Exit::Word(libc::SIGKILL)).unwrap(), "signaled 9\n");
+        assert_eq!(
+            status_text(v2, Exit::Word(137 << 8)).unwrap(),
+            "exited 137\n"
+        );
+        assert_eq!(
+            status_text(up, Exit::Word(libc::SIGKILL)).unwrap(),
+            "signaled 9\n"
+        );
         assert_eq!(
             status_text(v2, Exit::Word(libc::SIGSEGV | 0x80)).unwrap(),
             "signaled 11 core\n"
