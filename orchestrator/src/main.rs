@@ -21,7 +21,7 @@ Exit codes:
   2   bad command line
   3   unknown handle
   4   a container with that handle already exists
-  5   invalid argument (handle, bind mount, network, rlimit, owner)
+  5   invalid argument (handle, bind mount, network, rlimit, owner, --env, --user)
   6   a path named on the command line is missing (rootfs, bind mount source, script, copy source)
   7   unknown job
   8   the container's state does not allow the command (e.g. spawn after stop)
@@ -355,7 +355,7 @@ enum RootfsCmd {
     /// DIR/.warden-image.json. Jobs of a container created from DIR start
     /// with that Env in that WorkingDir (`--no-image-env` to not), and
     /// `run --image-cmd [-- ARGS]` runs Entrypoint + (ARGS or Cmd); User is
-    /// recorded only (jobs run as vcap, or root with --privileged). Layer
+    /// recorded only (jobs run as vcap, or as --user NAME). Layer
     /// and byte counts are shown when stderr is a terminal.
     Import {
         /// The image (a path, or docker://REF).

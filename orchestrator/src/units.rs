@@ -96,7 +96,7 @@ fn scale(number: &str, multiplier: u64, unit: &str) -> std::result::Result<u64, 
         let digits: u128 = fraction.parse().map_err(|_| too_large())?;
         let scaled = digits * u128::from(multiplier);
         let denominator = 10u128.pow(fraction.len() as u32);
-        if scaled % denominator != 0 {
+        if !scaled.is_multiple_of(denominator) {
             return Err(fractional());
         }
         let part = u64::try_from(scaled / denominator).map_err(|_| too_large())?;
