@@ -55,7 +55,7 @@ for ((n = 1; n <= COUNT; n++)); do
   t1=$(now_ns)
   "$W" limit-memory "$h" 67108864 >/dev/null
   "$W" limit-cpu "$h" 512 >/dev/null
-  "$W" limit-bandwidth "$h" --rate 10000000 --burst 65536
+  "$W" limit-bandwidth "$h" --rate 10000000 --burst 65536 >/dev/null
   "$W" net-out "$h" --network "$POOL" --port 8080 >/dev/null
   "$W" net-in "$h" --container-port 8080 >/dev/null
   t2=$(now_ns)

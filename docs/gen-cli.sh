@@ -2,7 +2,8 @@
 # Regenerates docs/cli.md from the binaries' own help:
 #  - the wardenctl reference: `wardenctl --help`, then `wardenctl SUB --help`
 #    for every subcommand it lists, and `wardenctl SUB SUBSUB --help` for
-#    those a SUB lists in turn, e.g. `rootfs import` (clap);
+#    those a SUB lists in turn, e.g. `rootfs import` (clap); then the
+#    schemas of the --json output (docs/schema/README.md and *.json);
 #  - the warden (REPL) reference: `warden --help`, `warden -- help`, then
 #    `warden -- CMD --help` for every command that lists.
 # tests/tests/docs.rs checks that the file is current, each part on its own.
@@ -49,6 +50,18 @@ wardenctl_part() {
   done
   # The protocol server, whose only command line is its flags.
   section "wardend" "$(env -i "$(dirname "$w")/wardend" --help)"
+  json_part
+}
+# The --json schemas: docs/schema/README.md, then each COMMAND.json in
+# byte order of the file names.
+json_part() {
+  local f name
+  printf '\n%s\n' "$(cat docs/schema/README.md)"
+  for f in $(LC_ALL=C ls docs/schema/*.json); do
+    name=$(basename "$f" .json)
+    # shellcheck disable=SC2016 # the backquotes are markdown
+    printf '\n### wardenctl %s --json\n\n```json\n%s\n```\n' "$name" "$(cat "$f")"
+  done
 }
 warden_part() {
   local list cmds c

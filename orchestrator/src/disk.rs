@@ -33,11 +33,11 @@ pub const MIN_BYTES: u64 = 1 << 20;
 /// Also `wardenctl limit-disk`'s flags, one per field.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::Args)]
 pub struct DiskRequest {
-    #[arg(long)]
+    #[arg(long, value_name = "BYTES", value_parser = crate::units::size_arg)]
     pub byte_limit: Option<u64>,
-    #[arg(long)]
+    #[arg(long, value_name = "BYTES", value_parser = crate::units::size_arg)]
     pub byte_soft: Option<u64>,
-    #[arg(long)]
+    #[arg(long, value_name = "BYTES", value_parser = crate::units::size_arg)]
     pub byte_hard: Option<u64>,
     #[arg(long)]
     pub block_limit: Option<u64>,

@@ -17,7 +17,8 @@
 //! | 12   | the host or the container cannot do it (no disk image, no online resize) |
 //!
 //! `run`, `link` and `stream` exit with the job's own code once the job
-//! exists (255 when it was killed by a signal), like `wsh` does.
+//! exists, or 128+N when signal N killed it (see [`crate::exits`]; 255
+//! where the container reported no wait status).
 
 use std::io;
 use std::path::PathBuf;

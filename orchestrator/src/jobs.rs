@@ -14,6 +14,7 @@
 //! | cursors        | iomux-link  | the recorder's positions                       |
 //! | stdout.log, stderr.log | recorder | what the job wrote, up to the output limit |
 //! | killed         | recorder    | why the job was killed (its output limit)      |
+//! | wsh.status     | wsh         | how the job's shell ended (`exited N`, `signaled N`), see [`crate::exits`] |
 //! | exit_status    | recorder    | the job's exit code, once it has ended         |
 //!
 //! Every file is 0600 and the directory 0700, whatever the umask: a job's
@@ -49,6 +50,7 @@ use nix::unistd::Pid;
 use crate::config::shell_quote;
 use crate::depot::Depot;
 use crate::errors::{Error, Result};
+pub use crate::exits::JobEnd;
 use crate::instance::{
     create_private_dir, open_private, poll_until, write_atomic, Instance, State,
 };
@@ -79,7 +81,14 @@ pub const RLIMITS: [&str; 15] = [
 
 #[derive(Debug, Clone, Default)]
 pub struct SpawnOptions {
+    /// Run as root (when `user` is None).
     pub privileged: bool,
+    /// The user to run as; None: root when `privileged`, else vcap.
+    pub user: Option<String>,
+    /// Exported (in this order) after the image's Env, before the script.
+    pub env: Vec<(String, String)>,
+    /// Working directory, after the image's WorkingDir.
+    pub dir: Option<String>,
     /// (`RLIMIT_NAME`, `"CUR MAX"`) pairs, from [`parse_rlimit`].
     pub rlimits: Vec<(String, String)>,
     pub discard_output: bool,
@@ -126,6 +135,66 @@ pub fn parse_rlimit(arg: &str) -> Result<(String, String)> {
         return Err(bad("CUR is above MAX"));
     }
     Ok((format!("RLIMIT_{name}"), format!("{cur} {max}")))
+}
+
+/// `NAME=VALUE` for `--env`: NAME a shell name (the script exports it).
+pub fn parse_env(arg: &str) -> Result<(String, String)> {
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| Error::BadArgument(format!("invalid --env {arg:?}: want NAME=VALUE")))?;
+    check_env_name(name)?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+fn check_env_name(name: &str) -> Result<()> {
+    if crate::image::is_shell_name(name) {
+        Ok(())
+    } else {
+        Err(Error::BadArgument(format!(
+            "invalid environment variable name {name:?}: letters, digits and _, not starting with a digit"
+        )))
+    }
+}
+
+/// A user name wsh may send: what useradd takes (letters, digits, `.`,
+/// `_`, `-`, a final `$`), not starting with `-`, at most 32 bytes (wshd
+/// looks it up in the container's /etc/passwd).
+pub fn check_user(user: &str) -> Result<()> {
+    let body = user.strip_suffix('$').unwrap_or(user);
+    let ok = !body.is_empty()
+        && user.len() <= 32
+        && !body.starts_with('-')
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadArgument(format!("invalid user {user:?}")))
+    }
+}
+
+/// The user a job runs as.
+pub fn user_of(opts: &SpawnOptions) -> &str {
+    match (&opts.user, opts.privileged) {
+        (Some(user), _) => user,
+        (None, true) => "root",
+        (None, false) => "vcap",
+    }
+}
+
+/// `--env` and `--dir` as shell lines: exported and entered by the job's
+/// shell, so that they come after (and win over) the image's, and work
+/// whatever request version the container's wshd speaks.
+fn user_preamble(opts: &SpawnOptions) -> Vec<u8> {
+    let mut s = String::new();
+    for (k, v) in &opts.env {
+        s.push_str(&format!("export {k}={}\n", shell_quote(v)));
+    }
+    if let Some(dir) = &opts.dir {
+        s.push_str(&format!("cd {} || exit 1\n", shell_quote(dir)));
+    }
+    s.into_bytes()
 }
 
 /// A script running ARGV: every word quoted, exec'd so the job's status is
@@ -222,6 +291,17 @@ fn spawn_with(
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(false)?;
     instance.require_state("spawn", &[State::Active])?;
+    check_user(user_of(opts))?;
+    for (name, _) in &opts.env {
+        check_env_name(name)?;
+    }
+    if opts
+        .dir
+        .as_deref()
+        .is_some_and(|d| d.is_empty() || d.contains('\0'))
+    {
+        return Err(Error::BadArgument(format!("invalid --dir {:?}", opts.dir)));
+    }
     let opts = &with_image(&instance, opts)?;
     let (id, dir) = new_job_dir(&instance)?;
     match start_job(&instance, &dir, opts, attached) {
@@ -273,11 +353,13 @@ fn with_image(instance: &Instance, opts: &SpawnOptions) -> Result<SpawnOptions> 
         }
         opts.script = script_for_argv(&argv);
     }
-    if let (Some(record), false) = (&record, opts.no_image_env) {
-        let mut script = record.preamble().into_bytes();
-        script.extend_from_slice(&opts.script);
-        opts.script = script;
-    }
+    let mut script = match (&record, opts.no_image_env) {
+        (Some(record), false) => record.preamble().into_bytes(),
+        _ => Vec::new(),
+    };
+    script.extend_from_slice(&user_preamble(&opts));
+    script.extend_from_slice(&opts.script);
+    opts.script = script;
     Ok(opts)
 }
 
@@ -291,15 +373,16 @@ fn start_job(
     write_atomic(&script_path, &opts.script)?;
     let script =
         File::open(&script_path).map_err(Error::io(format!("open {}", script_path.display())))?;
-    let user = if opts.privileged { "root" } else { "vcap" };
     let mut command = Command::new(instance.path.join("bin/iomux-spawn"));
     command
         .arg(dir)
         .arg(instance.wsh())
         .arg("--socket")
         .arg(instance.socket())
+        .arg("--status-file")
+        .arg(dir.join(crate::exits::WSH_STATUS))
         .arg("--user")
-        .arg(user)
+        .arg(user_of(opts))
         .arg("/bin/sh")
         .envs(opts.rlimits.iter().map(|(k, v)| (k, v)))
         .stdin(script)
@@ -616,13 +699,27 @@ fn read_log(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// Waits for the job to end, then writes all its output to ours; returns the
-/// job's exit code.
-pub fn link(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
-    let result = link_output(depot, handle, job)?;
+/// Waits for the job to end, then writes all its output to ours; returns
+/// how it ended.
+pub fn link(depot: &Depot, handle: &str, job: &str) -> Result<JobEnd> {
+    let (result, end) = link_report(depot, handle, job)?;
     write_out(&mut io::stdout().lock(), &result.stdout)?;
     write_out(&mut io::stderr().lock(), &result.stderr)?;
-    Ok(result.exit_status)
+    Ok(end)
+}
+
+/// [`link_output`] and how the job ended.
+pub fn link_report(depot: &Depot, handle: &str, job: &str) -> Result<(JobResult, JobEnd)> {
+    let result = link_output(depot, handle, job)?;
+    let end = end_of(depot, handle, job, result.exit_status)?;
+    Ok((result, end))
+}
+
+/// How an ended job ended, its recorded code being `code`.
+pub fn end_of(depot: &Depot, handle: &str, job: &str, code: i32) -> Result<JobEnd> {
+    let instance = Instance::open(depot, handle)?;
+    let dir = job_dir(&instance, job)?;
+    Ok(JobEnd::read(&instance, &dir, code))
 }
 
 fn write_out(out: &mut dyn Write, bytes: &[u8]) -> Result<()> {
@@ -674,19 +771,20 @@ pub fn stream_while(
     Ok(exit_status(&dir).unwrap_or(255))
 }
 
-/// Writes the job's output to ours as it comes, from the start; returns the
-/// job's exit code once it has ended and everything is out.
-pub fn stream(depot: &Depot, handle: &str, job: &str) -> Result<i32> {
+/// Writes the job's output to ours as it comes, from the start; returns how
+/// the job ended once it has and everything is out.
+pub fn stream(depot: &Depot, handle: &str, job: &str) -> Result<JobEnd> {
     let stdout = io::stdout();
     let stderr = io::stderr();
-    stream_with(depot, handle, job, |name, bytes| {
+    let code = stream_with(depot, handle, job, |name, bytes| {
         let mut out: Box<dyn Write> = match name {
             StreamName::Stdout => Box::new(stdout.lock()),
             StreamName::Stderr => Box::new(stderr.lock()),
         };
         out.write_all(bytes)?;
         out.flush()
-    })
+    })?;
+    end_of(depot, handle, job, code)
 }
 
 /// Polls `step(ended)` until it returns true, `ended` telling whether the
@@ -778,7 +876,7 @@ impl Follower {
 }
 
 /// Spawn then link.
-pub fn run(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<i32> {
+pub fn run(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<JobEnd> {
     let step = crate::profile::step("spawn");
     let id = spawn(depot, handle, opts)?;
     drop(step);
@@ -855,6 +953,39 @@ mod tests {
         ] {
             assert_eq!(parse_rlimit(bad).unwrap_err().exit_code(), 5, "{bad}");
         }
+    }
+
+    #[test]
+    fn env_and_users_are_checked() {
+        assert_eq!(
+            parse_env("A_1=x=y").unwrap(),
+            ("A_1".to_string(), "x=y".to_string())
+        );
+        assert_eq!(parse_env("EMPTY=").unwrap().1, "");
+        for bad in ["A", "=x", "1A=x", "A-B=x", "A B=x", "\u{e9}=x"] {
+            assert_eq!(parse_env(bad).unwrap_err().exit_code(), 5, "{bad}");
+        }
+        for good in ["vcap", "root", "www-data", "a.b_c", "machine$"] {
+            check_user(good).unwrap();
+        }
+        for bad in ["", "-x", "a b", "a/b", "a:b", "$", &"x".repeat(33)] {
+            assert_eq!(check_user(bad).unwrap_err().exit_code(), 5, "{bad}");
+        }
+        let opts = SpawnOptions {
+            privileged: true,
+            ..Default::default()
+        };
+        assert_eq!(user_of(&opts), "root");
+        assert_eq!(user_of(&SpawnOptions::default()), "vcap");
+        let opts = SpawnOptions {
+            env: vec![("A".into(), "it's".into())],
+            dir: Some("/a b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            String::from_utf8(user_preamble(&opts)).unwrap(),
+            "export A='it'\\''s'\ncd '/a b' || exit 1\n"
+        );
     }
 
     #[test]

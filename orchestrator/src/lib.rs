@@ -10,6 +10,7 @@ pub mod container;
 pub mod depot;
 pub mod disk;
 pub mod errors;
+pub mod exits;
 pub mod image;
 pub mod instance;
 pub mod internal;
@@ -23,7 +24,9 @@ pub mod output;
 pub mod process;
 #[allow(unsafe_code)]
 pub mod profile;
+pub mod report;
 pub mod scripts;
+pub mod units;
 
 pub use container::{BindMount, CreateOptions, Info, StopOptions};
 pub use depot::Depot;

@@ -183,6 +183,14 @@ pub fn cpu(depot: &Depot, handle: &str, shares: Option<u64>) -> Result<String> {
     read_control(&path)
 }
 
+/// Whether the container's cpu limit is v2's weight (else v1's shares):
+/// what [`cpu`] returns.
+pub fn cpu_is_weight(depot: &Depot, handle: &str) -> Result<bool> {
+    let instance = Instance::open(depot, handle)?;
+    let id = instance_id(&instance)?;
+    Ok(control_file(&id, ("cpu", "cpu.shares"), "cpu.weight")?.ends_with("cpu.weight"))
+}
+
 /// RATE in bits per second, BURST in bytes (net_rate.sh's units).
 pub fn bandwidth(depot: &Depot, handle: &str, rate: u64, burst: u64) -> Result<()> {
     let instance = open_for(depot, handle, "limit-bandwidth", true)?;

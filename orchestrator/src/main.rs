@@ -10,8 +10,8 @@ use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use orchestrator::{
-    container, jobs, network::Ipv4Net, BindMount, CreateOptions, Depot, Error, Instance, Paths,
-    SetupOptions, SpawnOptions, State, StopOptions,
+    container, jobs, limits, network::Ipv4Net, report, BindMount, CreateOptions, Depot, Error,
+    Instance, Paths, SetupOptions, SpawnOptions, State, StopOptions,
 };
 
 const EXIT_CODES: &str = "\
@@ -21,7 +21,7 @@ Exit codes:
   2   bad command line
   3   unknown handle
   4   a container with that handle already exists
-  5   invalid argument (handle, bind mount, network, rlimit, owner)
+  5   invalid argument (handle, bind mount, network, rlimit, owner, --env, --user)
   6   a path named on the command line is missing (rootfs, bind mount source, script, copy source)
   7   unknown job
   8   the container's state does not allow the command (e.g. spawn after stop)
@@ -29,7 +29,12 @@ Exit codes:
   10  a setup script failed
   11  a helper binary is missing or failed (wshd, wsh, iomux-*, rsync)
   12  the host or the container cannot do it (no disk image, no online resize)
-run, link and stream exit with the job's code once the job exists (255: killed by a signal).";
+run, link and stream exit with the job's code once the job exists; a job killed by signal N
+exits 128+N and says so on stderr (job 3 killed by SIGKILL (out of memory)); 255 with a
+message where the container reported no wait status. stop and destroy take several handles,
+try them all, print one line per failure and exit with the first failure's code.
+Sizes in bytes take K, M, G, T (powers of 1024; KiB, KB the same; 1.5G), rates K, M, G (powers
+of 1000 bit/s). --json: one JSON object (stream: one per line), schemas in docs/cli.md.";
 
 #[derive(Parser)]
 #[command(
@@ -88,7 +93,7 @@ enum Cmd {
         pool_network: Option<Ipv4Net>,
         /// Put the writable layer on an ext4 image giving it BYTES (hard
         /// limit; `limit-disk` can grow it later).
-        #[arg(long, value_name = "BYTES")]
+        #[arg(long, value_name = "BYTES", value_parser = orchestrator::units::size_arg)]
         disk_limit: Option<u64>,
         /// With --disk-limit: the number of files and directories it may hold.
         #[arg(long, value_name = "N", requires = "disk_limit")]
@@ -97,6 +102,7 @@ enum Cmd {
         /// the host; a job writing more is killed (event "job N killed:
         /// output limit of BYTES bytes exceeded"). 0: unlimited.
         #[arg(long, env = "WARDEN_JOB_OUTPUT_LIMIT", value_name = "BYTES",
+              value_parser = orchestrator::units::size_arg,
               default_value_t = container::DEFAULT_JOB_OUTPUT_LIMIT)]
         job_output_limit: u64,
         /// Most processes and threads the container may hold (pids.max).
@@ -107,6 +113,7 @@ enum Cmd {
         /// Size of the container's /dev/shm. 0: no size of its own (only
         /// the memory limit bounds it).
         #[arg(long, env = "WARDEN_SHM_SIZE", value_name = "BYTES",
+              value_parser = orchestrator::units::size_arg,
               default_value_t = container::DEFAULT_SHM_SIZE)]
         shm_size: u64,
         /// Turn the container's confinement off (device whitelist, ...) so
@@ -120,9 +127,14 @@ enum Cmd {
         /// the host's address on the container's network).
         #[arg(long = "dns-server", value_name = "IP")]
         dns_servers: Vec<Ipv4Addr>,
+        #[command(flatten)]
+        json: Json,
     },
     /// Handles of all containers, one per line.
-    List,
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
     /// State, addresses, path and running jobs of a container.
     Info {
         handle: String,
@@ -132,22 +144,36 @@ enum Cmd {
     /// Start a job; prints its id.
     Spawn(SpawnArgs),
     /// Wait for a job, print its output, exit with its code.
-    Link { handle: String, job: String },
+    Link {
+        handle: String,
+        job: String,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Print a job's output as it comes, exit with its code.
-    Stream { handle: String, job: String },
+    Stream {
+        handle: String,
+        job: String,
+        /// One JSON object per line: the output as it comes, then how the
+        /// job ended.
+        #[arg(long)]
+        json: bool,
+    },
     /// Spawn, then link.
     Run(SpawnArgs),
-    /// An interactive shell (or ARGV) in the container.
+    /// An interactive shell (or ARGV) in the container; TERM is the
+    /// caller's (none when it has none).
     Shell {
         handle: String,
-        #[arg(long, default_value = "vcap")]
-        user: String,
+        #[command(flatten)]
+        job: JobArgs,
         #[arg(last = true)]
         argv: Vec<String>,
     },
     /// Stop every process but wshd (SIGTERM, SIGKILL after 10 s).
     Stop {
-        handle: String,
+        #[arg(required = true, num_args = 1..)]
+        handles: Vec<String>,
         /// SIGKILL at once.
         #[arg(long)]
         kill: bool,
@@ -155,8 +181,11 @@ enum Cmd {
         #[arg(long)]
         background: bool,
     },
-    /// Remove a container and everything it holds.
-    Destroy { handle: String },
+    /// Remove containers and everything they hold.
+    Destroy {
+        #[arg(required = true, num_args = 1..)]
+        handles: Vec<String>,
+    },
     /// Copy a host path into the container (rsync; modes and symlinks kept).
     CopyIn {
         handle: String,
@@ -181,6 +210,8 @@ enum Cmd {
         host_port: Option<u16>,
         #[arg(long)]
         container_port: Option<u16>,
+        #[command(flatten)]
+        json: Json,
     },
     /// Allow egress beyond the default rules.
     NetOut {
@@ -209,10 +240,13 @@ enum Cmd {
     /// killing inside the container stops it (event "out of memory").
     LimitMemory {
         handle: String,
-        #[arg(value_name = "BYTES", conflicts_with = "limit")]
+        #[arg(value_name = "BYTES", conflicts_with = "limit",
+              value_parser = orchestrator::units::size_arg)]
         bytes: Option<u64>,
-        #[arg(long, hide = true)]
+        #[arg(long, hide = true, value_parser = orchestrator::units::size_arg)]
         limit: Option<u64>,
+        #[command(flatten)]
+        json: Json,
     },
     /// Set (when given) and print the cpu shares (v2: the weight).
     LimitCpu {
@@ -221,6 +255,8 @@ enum Cmd {
         shares: Option<u64>,
         #[arg(long = "shares", hide = true)]
         shares_flag: Option<u64>,
+        #[command(flatten)]
+        json: Json,
     },
     /// Set disk limits (bytes, 1 KiB blocks, inodes; soft and hard; *-limit
     /// is the hard one) and print those in force.
@@ -228,22 +264,76 @@ enum Cmd {
         handle: String,
         #[command(flatten)]
         request: orchestrator::disk::DiskRequest,
+        #[command(flatten)]
+        json: Json,
     },
-    /// Limit bandwidth both ways: RATE bit/s, BURST bytes.
+    /// Limit bandwidth both ways (when given): RATE bit/s, BURST bytes; print
+    /// the settings in force (in_*: into the container, out_*: out of it).
     LimitBandwidth {
         handle: String,
-        #[arg(long)]
-        rate: u64,
-        #[arg(long)]
-        burst: u64,
+        /// Bit/s: a number with K, M, G or T (powers of 1000: 8M, 8Mbit).
+        #[arg(long, requires = "burst", value_parser = orchestrator::units::rate_arg)]
+        rate: Option<u64>,
+        /// Bytes the bucket holds (K, M, G: powers of 1024).
+        #[arg(long, requires = "rate", value_name = "BYTES",
+              value_parser = orchestrator::units::size_arg)]
+        burst: Option<u64>,
+        #[command(flatten)]
+        json: Json,
     },
     /// Root filesystems for containers.
     #[command(subcommand)]
     Rootfs(RootfsCmd),
     /// Prints "pong".
-    Ping,
+    Ping {
+        #[command(flatten)]
+        json: Json,
+    },
     /// Prints MSG.
-    Echo { message: String },
+    Echo {
+        message: String,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+#[derive(Args)]
+struct Json {
+    /// Print one JSON object (its schema: docs/cli.md, "JSON output").
+    #[arg(long)]
+    json: bool,
+}
+
+/// Who runs a job, where, with what environment.
+#[derive(Args)]
+struct JobArgs {
+    /// Run as NAME [default: vcap].
+    #[arg(long, value_name = "NAME", conflicts_with = "privileged")]
+    user: Option<String>,
+    /// Run as root (--user root).
+    #[arg(long)]
+    privileged: bool,
+    /// NAME=VALUE added to the environment (after the image's); may be
+    /// repeated.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Working directory [default: the user's home, or the image's WorkingDir].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<String>,
+}
+
+impl JobArgs {
+    fn user(&self) -> &str {
+        match (&self.user, self.privileged) {
+            (Some(user), _) => user,
+            (None, true) => "root",
+            (None, false) => "vcap",
+        }
+    }
+
+    fn env(&self) -> Result<Vec<(String, String)>, Error> {
+        self.env.iter().map(|e| jobs::parse_env(e)).collect()
+    }
 }
 
 #[derive(Subcommand)]
@@ -267,7 +357,7 @@ enum RootfsCmd {
     /// DIR/.warden-image.json. Jobs of a container created from DIR start
     /// with that Env in that WorkingDir (`--no-image-env` to not), and
     /// `run --image-cmd [-- ARGS]` runs Entrypoint + (ARGS or Cmd); User is
-    /// recorded only (jobs run as vcap, or root with --privileged). Layer
+    /// recorded only (jobs run as vcap, or as --user NAME). Layer
     /// and byte counts are shown when stderr is a terminal.
     Import {
         /// The image (a path, or docker://REF).
@@ -280,9 +370,12 @@ enum RootfsCmd {
 #[derive(Args)]
 struct SpawnArgs {
     handle: String,
-    /// Run as root rather than vcap.
+    #[command(flatten)]
+    job: JobArgs,
+    /// spawn: print {"job_id": N}; run: print one JSON object with the
+    /// job's end and all its output instead of the output (docs/cli.md).
     #[arg(long)]
-    privileged: bool,
+    json: bool,
     /// NAME=CUR[:MAX], e.g. nofile=1024; may be repeated.
     #[arg(long = "rlimit")]
     rlimits: Vec<String>,
@@ -339,7 +432,10 @@ impl SpawnArgs {
             }
         };
         Ok(SpawnOptions {
-            privileged: self.privileged,
+            privileged: self.job.privileged,
+            user: Some(self.job.user().to_string()),
+            env: self.job.env()?,
+            dir: self.job.dir.clone(),
             rlimits,
             discard_output: self.discard_output,
             script,
@@ -389,8 +485,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn job_code(code: i32) -> u8 {
-    u8::try_from(code).unwrap_or(255)
+/// A job's end: a line on stderr when it did not simply exit, and the code
+/// wardenctl exits with (128+N for signal N).
+fn job_exit(end: &jobs::JobEnd) -> u8 {
+    if let Some(message) = end.message() {
+        eprintln!("wardenctl: {message}");
+    }
+    end.exit_code()
+}
+
+/// `f` for every handle, all attempted: one line per failure, the first
+/// failure's exit code.
+fn each_handle(handles: &[String], mut f: impl FnMut(&str) -> Result<(), Error>) -> u8 {
+    let mut code = 0;
+    for handle in handles {
+        if let Err(e) = f(handle) {
+            // Most messages name the container already.
+            let text = e.to_string();
+            if text.contains(handle.as_str()) {
+                eprintln!("wardenctl: {text}");
+            } else {
+                eprintln!("wardenctl: {handle}: {text}");
+            }
+            if code == 0 {
+                code = e.exit_code() as u8;
+            }
+        }
+    }
+    code
 }
 
 fn run(cli: Cli) -> Result<u8, Error> {
@@ -399,6 +521,14 @@ fn run(cli: Cli) -> Result<u8, Error> {
     let mut out = std::io::stdout().lock();
     let mut say = |text: String| -> Result<(), Error> {
         writeln!(out, "{text}").map_err(Error::io("write stdout"))
+    };
+    // `--json`: the object, else the text.
+    let pick = |json: &Json, value: serde_json::Value, text: String| {
+        if json.json {
+            value.to_string()
+        } else {
+            text
+        }
     };
     match cli.command {
         Cmd::Setup {
@@ -429,6 +559,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             shm_size,
             allow_nested_warden,
             dns_servers,
+            json,
         } => {
             let disk = disk_limit.map(|bytes| orchestrator::disk::DiskLimits {
                 byte_hard: bytes,
@@ -455,11 +586,16 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 mtu: None,
             };
             let handle = container::create(&depot, &paths()?, &opts)?;
-            say(handle)?;
+            say(pick(&json, report::handle(&handle), handle.clone()))?;
         }
-        Cmd::List => {
-            for handle in container::list(&depot)? {
-                say(handle)?;
+        Cmd::List { json } => {
+            let handles = container::list(&depot)?;
+            if json.json {
+                say(report::list(&handles).to_string())?;
+            } else {
+                for handle in handles {
+                    say(handle)?;
+                }
             }
         }
         Cmd::Info { handle, json } => {
@@ -472,44 +608,87 @@ fn run(cli: Cli) -> Result<u8, Error> {
         }
         Cmd::Spawn(args) => {
             let id = jobs::spawn(&depot, &args.handle, &args.options()?)?;
-            say(id.to_string())?;
+            let json = Json { json: args.json };
+            say(pick(&json, report::job_id(id), id.to_string()))?;
+        }
+        Cmd::Run(args) if args.json => {
+            let id = jobs::spawn(&depot, &args.handle, &args.options()?)?;
+            let (result, end) = jobs::link_report(&depot, &args.handle, &id.to_string())?;
+            say(report::job(&args.handle, &result, &end).to_string())?;
+            return Ok(job_exit(&end));
         }
         Cmd::Run(args) => {
             drop(out);
-            return Ok(job_code(jobs::run(&depot, &args.handle, &args.options()?)?));
+            return Ok(job_exit(&jobs::run(
+                &depot,
+                &args.handle,
+                &args.options()?,
+            )?));
         }
-        Cmd::Link { handle, job } => {
+        Cmd::Link { handle, job, json } if json.json => {
+            let (result, end) = jobs::link_report(&depot, &handle, &job)?;
+            say(report::job(&handle, &result, &end).to_string())?;
+            return Ok(job_exit(&end));
+        }
+        Cmd::Link { handle, job, .. } => {
             drop(out);
-            return Ok(job_code(jobs::link(&depot, &handle, &job)?));
+            return Ok(job_exit(&jobs::link(&depot, &handle, &job)?));
         }
-        Cmd::Stream { handle, job } => {
+        Cmd::Stream { handle, job, json } if json => {
+            let mut lines = report::StreamLines::default();
+            let code = jobs::stream_with(&depot, &handle, &job, |name, bytes| {
+                lines.write(&mut out, name, bytes)
+            })?;
+            let end = jobs::end_of(&depot, &handle, &job, code)?;
+            lines.finish(&mut out, &handle, &end)?;
+            return Ok(job_exit(&end));
+        }
+        Cmd::Stream { handle, job, .. } => {
             drop(out);
-            return Ok(job_code(jobs::stream(&depot, &handle, &job)?));
+            return Ok(job_exit(&jobs::stream(&depot, &handle, &job)?));
         }
-        Cmd::Shell { handle, user, argv } => {
+        Cmd::Shell { handle, job, argv } => {
             let instance = Instance::open(&depot, &handle)?;
             instance.require_state("shell", &[State::Active])?;
-            if user.is_empty() || user.starts_with('-') || user.len() > 31 {
-                return Err(Error::BadArgument(format!("invalid user {user:?}")));
-            }
-            let err = Command::new(instance.wsh())
-                .arg("--socket")
+            jobs::check_user(job.user())?;
+            let mut wsh = Command::new(instance.wsh());
+            wsh.arg("--socket")
                 .arg(instance.socket())
                 .arg("--user")
-                .arg(&user)
-                .args(&argv)
-                .exec();
+                .arg(job.user());
+            // The caller's terminal type, so that programs in the
+            // container draw for it; none when the caller has none.
+            let term = std::env::var("TERM").ok().filter(|t| !t.is_empty());
+            for (k, v) in term
+                .map(|t| ("TERM".to_string(), t))
+                .into_iter()
+                .chain(job.env()?)
+            {
+                wsh.arg("--env").arg(format!("{k}={v}"));
+            }
+            if let Some(dir) = &job.dir {
+                wsh.arg("--dir").arg(dir);
+            }
+            let err = wsh.arg("--").args(&argv).exec();
             return Err(Error::Tool(format!(
                 "exec {}: {err}",
                 instance.wsh().display()
             )));
         }
         Cmd::Stop {
-            handle,
+            handles,
             kill,
             background,
-        } => container::stop(&depot, &handle, &StopOptions { kill, background })?,
-        Cmd::Destroy { handle } => container::destroy(&depot, &paths()?, &handle)?,
+        } => {
+            let opts = StopOptions { kill, background };
+            return Ok(each_handle(&handles, |h| container::stop(&depot, h, &opts)));
+        }
+        Cmd::Destroy { handles } => {
+            let paths = paths()?;
+            return Ok(each_handle(&handles, |h| {
+                container::destroy(&depot, &paths, h)
+            }));
+        }
         Cmd::CopyIn { handle, src, dst } => container::copy_in(&depot, &handle, &src, &dst)?,
         Cmd::CopyOut {
             handle,
@@ -521,9 +700,14 @@ fn run(cli: Cli) -> Result<u8, Error> {
             handle,
             host_port,
             container_port,
+            json,
         } => {
             let (host, container) = container::net_in(&depot, &handle, host_port, container_port)?;
-            say(format!("{host} {container}"))?;
+            say(pick(
+                &json,
+                report::net_in(host, container),
+                format!("{host} {container}"),
+            ))?;
         }
         Cmd::NetOut {
             handle,
@@ -550,33 +734,49 @@ fn run(cli: Cli) -> Result<u8, Error> {
             handle,
             bytes,
             limit,
+            json,
         } => {
-            say(orchestrator::limits::memory(
-                &depot,
-                &handle,
-                bytes.or(limit),
-            )?)?;
+            let value = limits::memory(&depot, &handle, bytes.or(limit))?;
+            say(pick(&json, report::memory(&value), value.clone()))?;
         }
         Cmd::LimitCpu {
             handle,
             shares,
             shares_flag,
+            json,
         } => {
-            say(orchestrator::limits::cpu(
-                &depot,
-                &handle,
-                shares.or(shares_flag),
-            )?)?;
+            let value = limits::cpu(&depot, &handle, shares.or(shares_flag))?;
+            let weight = json.json && limits::cpu_is_weight(&depot, &handle)?;
+            say(pick(&json, report::cpu(&value, weight), value.clone()))?;
         }
-        Cmd::LimitDisk { handle, request } => {
-            let limits = orchestrator::disk::limit(&depot, &handle, &request)?;
-            write!(out, "{}", limits.to_text()).map_err(Error::io("write stdout"))?;
+        Cmd::LimitDisk {
+            handle,
+            request,
+            json,
+        } => {
+            let l = orchestrator::disk::limit(&depot, &handle, &request)?;
+            if json.json {
+                say(report::disk(l).to_string())?;
+            } else {
+                write!(out, "{}", l.to_text()).map_err(Error::io("write stdout"))?;
+            }
         }
         Cmd::LimitBandwidth {
             handle,
             rate,
             burst,
-        } => orchestrator::limits::bandwidth(&depot, &handle, rate, burst)?,
+            json,
+        } => {
+            if let (Some(rate), Some(burst)) = (rate, burst) {
+                limits::bandwidth(&depot, &handle, rate, burst)?;
+            }
+            let stat = limits::bandwidth_stat(&Instance::open(&depot, &handle)?);
+            let text = report::bandwidth_text(&stat);
+            if json.json || !text.is_empty() {
+                let text = pick(&json, report::bandwidth(&stat), text);
+                say(text.trim_end().to_string())?;
+            }
+        }
         Cmd::Rootfs(RootfsCmd::Import { src, dir }) => {
             let opts = orchestrator::image::ImportOptions {
                 progress: std::io::stderr().is_terminal(),
@@ -617,8 +817,10 @@ fn run(cli: Cli) -> Result<u8, Error> {
                 );
             }
         }
-        Cmd::Ping => say("pong".to_string())?,
-        Cmd::Echo { message } => say(message)?,
+        Cmd::Ping { json } => say(pick(&json, report::message("pong"), "pong".into()))?,
+        Cmd::Echo { message, json } => {
+            say(pick(&json, report::message(&message), message.clone()))?
+        }
     }
     Ok(0)
 }

@@ -365,7 +365,13 @@ fn a_job_past_its_output_limit_is_killed() {
     let job = c.spawn("yes xxxxxxxx & yes yyyyyyyy >&2");
     let dir = instance.join("jobs").join(&job);
     let out = depot.ctl(&["link", "out", &job]);
-    assert_code(&out, 255, "link of the killed job");
+    // SIGKILLed: 128+9, and said why (was 255 before wardenctl knew the
+    // signal).
+    assert_code(&out, 137, "link of the killed job");
+    let said = format!(
+        "wardenctl: job {job} killed by SIGKILL (output limit of 1048576 bytes exceeded)\n"
+    );
+    assert!(out.stderr.ends_with(said.as_bytes()), "no {said:?}");
     let shown = (out.stdout.len() + out.stderr.len()) as u64;
     assert!(shown <= LIMIT + MARGIN, "link printed {shown} bytes");
     assert!(out.stdout.starts_with(b"xxxxxxxx\n"));
@@ -405,7 +411,8 @@ fn a_job_past_its_output_limit_is_killed() {
     );
     // stream of the killed job ends too, the same way.
     let out = depot.ctl(&["stream", "out", &job]);
-    assert_code(&out, 255, "stream of the killed job");
+    assert_code(&out, 137, "stream of the killed job");
+    assert!(out.stderr.ends_with(said.as_bytes()), "no {said:?}");
     assert!((out.stdout.len() + out.stderr.len()) as u64 <= LIMIT + MARGIN);
 
     // Exactly the limit is not past it; the container goes on.

@@ -2,7 +2,8 @@
 //! print it: the same text docs/gen-cli.sh writes, rebuilt here from
 //! `wardenctl --help` and `wardenctl SUB --help` for every subcommand
 //! listed (and `wardenctl SUB SUBSUB --help` for nested ones), then `warden --help`, `warden -- help` and `warden -- CMD
-//! --help` for every command listed. Each part is checked on its own (the
+//! --help` for every command listed; the wardenctl part ends with the
+//! --json schemas (docs/schema/). Each part is checked on its own (the
 //! file is split at the warden part's title), so either needs only its own
 //! binary. Needs no root.
 
@@ -72,6 +73,33 @@ fn wardenctl_expected() -> String {
         }
     }
     doc.push_str(&section("wardend", &help_of("wardend", &["--help"])));
+    doc.push_str(&json_part());
+    doc
+}
+
+/// The --json schemas: docs/schema/README.md, then every COMMAND.json in
+/// byte order of the names, as gen-cli.sh writes them.
+fn json_part() -> String {
+    let dir = paths::workspace().join("docs/schema");
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    };
+    let mut doc = format!("\n{}\n", read("README.md").trim_end_matches('\n'));
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 14, "too few schemas: {names:?}");
+    for name in names {
+        doc.push_str(&format!(
+            "\n### wardenctl {} --json\n\n```json\n{}\n```\n",
+            name.trim_end_matches(".json"),
+            read(&name).trim_end_matches('\n')
+        ));
+    }
     doc
 }
 

@@ -4,7 +4,10 @@
 //! own options and skips the host, and a malformed option line exits 1.
 //!
 //! Beyond the C client: `--env K=V` (repeatable), `--dir D` and `--v2` select
-//! the version-2 request (see `wire::request`).
+//! the version-2 request (see `wire::request`); `--status-file PATH` has
+//! wsh write how the process ended to PATH, when the daemon reported it
+//! (wardenctl's jobs, whose only other witness, wsh's exit code, cannot
+//! tell `exit 137` from SIGKILL).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -23,6 +26,8 @@ pub struct Options {
     pub dir: Option<OsString>,
     /// Speak the version-2 protocol (forward signals, report death by signal).
     pub v2: bool,
+    /// Where to write the process's wait status (see `main::write_status`).
+    pub status_file: Option<PathBuf>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -63,6 +68,9 @@ Usage: wsh [OPTION]... [--] [ARGV...]
   --dir DIR       Working directory instead of the user's home (implies --v2)
   --v2            Version-2 request: forward TERM, INT, HUP, QUIT, USR1, USR2
                   to the process and exit 128+N when signal N kills it
+  --status-file PATH  Write how the process ended to PATH (`exited N' or
+                  `signaled N'), when wshd reports it (v2, or a v1 session
+                  carried over v2); nothing is written otherwise
   -h, --help      This help
 
 Without ARGV the user's login shell runs. Exit status: the process's, or 255
@@ -81,6 +89,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, ArgsError> {
         env: Vec::new(),
         dir: None,
         v2: false,
+        status_file: None,
     };
     let mut i = 0;
     while i < args.len() && is_option(&args[i]) {
@@ -112,6 +121,10 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, ArgsError> {
             (b"--dir", Some(v)) => {
                 opts.dir = Some(v.clone());
                 opts.v2 = true;
+                i += 2;
+            }
+            (b"--status-file", Some(v)) => {
+                opts.status_file = Some(PathBuf::from(v));
                 i += 2;
             }
             (b"--v2", _) => {
@@ -226,5 +239,16 @@ mod tests {
         assert_eq!(p(&["--env", "A"]), Err(ArgsError::BadEnv("A".into())));
         assert_eq!(p(&["--env", "=x"]), Err(ArgsError::BadEnv("=x".into())));
         assert_eq!(run(&["--", "--v2"]).argv, vec![OsString::from("--v2")]);
+    }
+
+    #[test]
+    fn status_file_keeps_the_version() {
+        let o = run(&["--status-file", "/j/wsh.status", "true"]);
+        assert_eq!(o.status_file, Some(PathBuf::from("/j/wsh.status")));
+        assert!(!o.v2);
+        assert_eq!(
+            p(&["--status-file"]),
+            Err(ArgsError::Invalid("--status-file".into()))
+        );
     }
 }

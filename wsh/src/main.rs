@@ -198,7 +198,16 @@ fn run() -> i32 {
         Protocol::Upgraded { forwarded }
     };
     match outcome {
-        Ok(exit) => exit_code(exits_as, exit),
+        Ok(exit) => {
+            if let Some(path) = &opts.status_file {
+                if let Some(text) = status_text(exits_as, exit) {
+                    if let Err(e) = write_status(path, &text) {
+                        eprintln!("wsh: {}: {e}", path.display());
+                    }
+                }
+            }
+            exit_code(exits_as, exit)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             signals::die_of_sigpipe();
             EXIT_FAILURE
@@ -243,9 +252,68 @@ fn exit_code(protocol: Protocol, exit: Exit) -> i32 {
     }
 }
 
+/// How the process ended, for `--status-file`: `exited N` or `signaled N`
+/// (`core` appended when it dumped one); None when wshd did not say (a v1
+/// session reports only a code, 255 for a signal, and a closed exit pipe
+/// nothing).
+fn status_text(protocol: Protocol, exit: Exit) -> Option<String> {
+    match (protocol, exit) {
+        (_, Exit::Closed) | (Protocol::Spoken(1), _) => None,
+        (_, Exit::Word(status)) if libc::WIFEXITED(status) => {
+            Some(format!("exited {}\n", libc::WEXITSTATUS(status)))
+        }
+        (_, Exit::Word(status)) if libc::WIFSIGNALED(status) => Some(format!(
+            "signaled {}{}\n",
+            libc::WTERMSIG(status),
+            if libc::WCOREDUMP(status) { " core" } else { "" }
+        )),
+        _ => None,
+    }
+}
+
+/// The file is its reader's alone (0600, as every job file), and replaced
+/// whole: a reader sees the old file or the new one.
+fn write_status(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_texts() {
+        let v1 = Protocol::Spoken(1);
+        let v2 = Protocol::Spoken(2);
+        let up = Protocol::Upgraded { forwarded: false };
+        assert_eq!(status_text(v1, Exit::Word(3)), None);
+        assert_eq!(status_text(v2, Exit::Closed), None);
+        assert_eq!(
+            status_text(v2, Exit::Word(137 << 8)).unwrap(),
+            "exited 137\n"
+        );
+        assert_eq!(
+            status_text(up, Exit::Word(libc::SIGKILL)).unwrap(),
+            "signaled 9\n"
+        );
+        assert_eq!(
+            status_text(v2, Exit::Word(libc::SIGSEGV | 0x80)).unwrap(),
+            "signaled 11 core\n"
+        );
+    }
 
     #[test]
     fn exit_codes() {

@@ -194,6 +194,7 @@ impl Pair {
 }
 
 /// What the exit pipe said.
+#[derive(Clone, Copy)]
 pub enum Exit {
     /// The 4-byte word: an exit code (v1) or a raw wait status (v2).
     Word(i32),
