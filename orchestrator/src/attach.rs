@@ -34,7 +34,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use wire::iomux::{decode_offset, Cursors, Stream, WaitStatus, OFFSET_LEN, STATUS_LEN};
 
 use crate::errors::{Error, Result};
-use crate::instance::{write_atomic, Instance};
+use crate::instance::Instance;
 use crate::output::{Logs, CHUNK};
 
 /// How long iomux-spawn may take to listen on its sockets.
@@ -90,7 +90,7 @@ pub(crate) fn start(
         .name("job recorder".into())
         .spawn(move || {
             let code = follow(&dir, streams, status, logs);
-            if let Err(e) = write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes()) {
+            if let Err(e) = crate::jobs::record_exit(&dir, code) {
                 eprintln!("wardend: {e}");
             }
             drop(lock);

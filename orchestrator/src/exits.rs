@@ -26,6 +26,34 @@ use crate::instance::Instance;
 /// The file wsh writes the job's wait status to, in the job's directory.
 pub const WSH_STATUS: &str = "wsh.status";
 
+/// Where a container keeps what its wsh was found to take (see
+/// [`wsh_writes_status`]).
+const WSH_PROBE: &str = "etc/wsh-status-file";
+
+/// Whether the container's own wsh (copied in when it was made, perhaps by
+/// an older build, or the C one) takes `--status-file`: asked once, by its
+/// `--help`, and the answer kept in the container, since giving a wsh an
+/// option it does not know fails every job.
+pub fn wsh_writes_status(instance: &Instance) -> bool {
+    let probe = instance.path.join(WSH_PROBE);
+    if let Ok(answer) = fs::read_to_string(&probe) {
+        return answer.trim() == "yes";
+    }
+    // The usage goes to stdout or stderr, depending on the wsh.
+    let yes = std::process::Command::new(instance.wsh())
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| {
+            [out.stdout, out.stderr].iter().any(|text| {
+                text.windows(b"--status-file".len())
+                    .any(|w| w == b"--status-file")
+            })
+        });
+    let _ = crate::instance::write_atomic(&probe, if yes { b"yes\n" } else { b"no\n" });
+    yes
+}
+
 /// What a job's end was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobEnd {

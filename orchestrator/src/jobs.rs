@@ -234,27 +234,85 @@ fn job_ids(instance: &Instance) -> Vec<u32> {
     ids
 }
 
-/// Jobs that have not ended yet.
-pub fn running(instance: &Instance) -> Vec<u32> {
-    job_ids(instance)
-        .into_iter()
-        .filter(|id| {
-            !jobs_dir(instance)
-                .join(id.to_string())
-                .join("exit_status")
-                .exists()
-        })
-        .collect()
+/// Where a job that has not ended is marked: `jobs/.running/N`, made
+/// before the job starts and removed once its exit status is recorded, so
+/// that finding the running jobs (every info) reads one small directory,
+/// not every job a long-lived container ever ran.
+const RUNNING_DIR: &str = ".running";
+
+fn running_dir(instance: &Instance) -> PathBuf {
+    jobs_dir(instance).join(RUNNING_DIR)
 }
 
-/// A new job directory: one more than the highest, made atomically.
+/// Jobs that have not ended yet.
+pub fn running(instance: &Instance) -> Vec<u32> {
+    let marks = running_dir(instance);
+    let Ok(entries) = fs::read_dir(&marks) else {
+        // Jobs from before the marks (or none yet): look at every one.
+        return job_ids(instance)
+            .into_iter()
+            .filter(|id| !has_ended(&jobs_dir(instance).join(id.to_string())))
+            .collect();
+    };
+    let mut ids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|id: &u32| {
+            let dir = jobs_dir(instance).join(id.to_string());
+            if dir.is_dir() && !has_ended(&dir) {
+                return true;
+            }
+            // Ended (its recorder died before clearing the mark) or gone.
+            let _ = fs::remove_file(marks.join(id.to_string()));
+            false
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn has_ended(dir: &Path) -> bool {
+    dir.join("exit_status").exists()
+}
+
+/// Records the job's exit code (`exit_status`), then clears its running
+/// mark.
+pub(crate) fn record_exit(dir: &Path, code: i32) -> Result<()> {
+    write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())?;
+    if let (Some(jobs), Some(id)) = (dir.parent(), dir.file_name()) {
+        match fs::remove_file(jobs.join(RUNNING_DIR).join(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io(format!(
+                    "clear the running mark of {}",
+                    dir.display()
+                ))(e))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new job directory: one more than the highest, made atomically, and
+/// marked running.
 fn new_job_dir(instance: &Instance) -> Result<(u32, PathBuf)> {
     let root = jobs_dir(instance);
     create_private_dir(&root)?;
+    let marks = running_dir(instance);
+    if create_private_dir(&marks)? {
+        // The first job with marks: those of older jobs still running are
+        // made, so the marks are the whole truth from now on.
+        for id in job_ids(instance) {
+            if !has_ended(&root.join(id.to_string())) {
+                create_file(&marks.join(id.to_string()))?;
+            }
+        }
+    }
     let mut next = job_ids(instance).last().copied().unwrap_or(0) + 1;
     loop {
         let dir = root.join(next.to_string());
         if create_private_dir(&dir)? {
+            create_file(&marks.join(next.to_string()))?;
             return Ok((next, dir));
         }
         next += 1;
@@ -309,6 +367,7 @@ fn spawn_with(
         Err(e) => {
             kill_job_processes(&dir);
             let _ = fs::remove_dir_all(&dir);
+            let _ = fs::remove_file(running_dir(&instance).join(id.to_string()));
             Err(e)
         }
     }
@@ -378,9 +437,13 @@ fn start_job(
         .arg(dir)
         .arg(instance.wsh())
         .arg("--socket")
-        .arg(instance.socket())
-        .arg("--status-file")
-        .arg(dir.join(crate::exits::WSH_STATUS))
+        .arg(instance.socket());
+    if crate::exits::wsh_writes_status(instance) {
+        command
+            .arg("--status-file")
+            .arg(dir.join(crate::exits::WSH_STATUS));
+    }
+    command
         .arg("--user")
         .arg(user_of(opts))
         .arg("/bin/sh")
@@ -554,7 +617,7 @@ pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
             }
         }
     };
-    write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())
+    record_exit(dir, code)
 }
 
 /// The container a job directory (INSTANCE/jobs/N) belongs to.
@@ -986,6 +1049,39 @@ mod tests {
             String::from_utf8(user_preamble(&opts)).unwrap(),
             "export A='it'\\''s'\ncd '/a b' || exit 1\n"
         );
+    }
+
+    #[test]
+    fn running_jobs_are_found_from_their_marks() {
+        let root = std::env::temp_dir().join(format!("wardenctl-marks-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let instance = Instance {
+            handle: "h".into(),
+            path: root.clone(),
+        };
+        let jobs = root.join("jobs");
+        // Jobs from before the marks: 1 ended, 2 still running.
+        for id in ["1", "2"] {
+            fs::create_dir_all(jobs.join(id)).unwrap();
+        }
+        fs::write(jobs.join("1/exit_status"), "0\n").unwrap();
+        assert_eq!(running(&instance), vec![2]);
+
+        // The first new job marks the old running one too.
+        let (id, dir) = new_job_dir(&instance).unwrap();
+        assert_eq!(id, 3);
+        assert!(jobs.join(".running/2").exists() && jobs.join(".running/3").exists());
+        assert_eq!(running(&instance), vec![2, 3]);
+        record_exit(&dir, 7).unwrap();
+        assert_eq!(exit_status(&dir), Some(7));
+        assert!(!jobs.join(".running/3").exists());
+        assert_eq!(running(&instance), vec![2]);
+
+        // Ended without its mark cleared (its recorder died in between).
+        fs::write(jobs.join("2/exit_status"), "1\n").unwrap();
+        assert_eq!(running(&instance), Vec::<u32>::new());
+        assert!(!jobs.join(".running/2").exists(), "the stale mark goes");
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

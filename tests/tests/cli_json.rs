@@ -703,3 +703,41 @@ fn a_job_killed_by_a_signal_says_so() {
     );
     c.destroy();
 }
+
+/// A container made by an earlier build keeps its own wsh, which knows no
+/// `--status-file`: its jobs still run (the option is left out, found once
+/// by asking that wsh's --help), and a killed job is reported as before.
+#[test]
+fn a_container_whose_wsh_predates_status_files_runs_jobs() {
+    let Some(depot) = depot("old-wsh") else {
+        return;
+    };
+    let c = depot.create("oldwsh", &[]);
+    let bin = depot.path("oldwsh").join("bin");
+    fs::rename(bin.join("wsh"), bin.join("wsh.real")).unwrap();
+    // An older wsh: its usage on stderr without the option, which it
+    // refuses, as it refuses any option it does not know.
+    let fake = format!(
+        "#!/bin/sh\n\
+         for a in \"$@\"; do case $a in\n\
+           --help) echo 'Usage: wsh [OPTION]... (an older one)' >&2; exit 0;;\n\
+           --status-file) echo 'wsh: unknown option --status-file' >&2; exit 1;;\n\
+         esac; done\n\
+         exec {} \"$@\"\n",
+        bin.join("wsh.real").display()
+    );
+    fs::write(bin.join("wsh"), fake).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(bin.join("wsh"), fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = c.run(&["echo", "still runs"]);
+    assert_ok(&out, "a job through the older wsh");
+    assert_eq!(stdout(&out), "still runs\n");
+    assert_eq!(
+        fs::read_to_string(depot.path("oldwsh").join("etc/wsh-status-file")).unwrap(),
+        "no\n"
+    );
+    let out = c.run(&["sh", "-c", "kill -TERM $$"]);
+    assert_code(&out, 255, "a killed job, its signal unknown");
+    c.destroy();
+}
