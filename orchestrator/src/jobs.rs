@@ -351,7 +351,8 @@ fn spawn_output_has(dir: &Path, needle: &str) -> bool {
 }
 
 /// The recorder: runs iomux-link until the job ends and writes the job's
-/// exit code to `exit_status`. Its own exit code does not matter.
+/// exit code to `exit_status`, then the container's `job_exit` event
+/// ([`crate::events`]). Its own exit code does not matter.
 pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
     // One recorder per job; a second one (started by two links repairing at
     // once) waits here and then finds the job recorded.
@@ -397,7 +398,20 @@ pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
             }
         }
     };
-    write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())
+    write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())?;
+    // The recorder is who sees the job end: the event is its to write.
+    // The signal is known when iomux-spawn saw its child (wsh) killed.
+    if let Some(job) = dir.file_name().and_then(|n| n.to_str()?.parse().ok()) {
+        let signal = wire::iomux::read_status_file(dir)
+            .ok()
+            .flatten()
+            .and_then(|s| s.signal());
+        crate::events::note(
+            &instance,
+            &crate::events::Event::job_exit(job, Some(code), signal),
+        );
+    }
+    Ok(())
 }
 
 /// The container a job directory (INSTANCE/jobs/N) belongs to.

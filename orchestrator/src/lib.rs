@@ -4,11 +4,13 @@
 //! run as processes; all state is on disk in the depot.
 #![deny(unsafe_code)]
 
+pub mod cgroup;
 pub mod config;
 pub mod container;
 pub mod depot;
 pub mod disk;
 pub mod errors;
+pub mod events;
 pub mod image;
 pub mod instance;
 pub mod internal;
@@ -22,7 +24,9 @@ pub mod output;
 pub mod process;
 #[allow(unsafe_code)]
 pub mod profile;
+pub mod ps;
 pub mod scripts;
+pub mod stats;
 
 pub use container::{BindMount, CreateOptions, Info, StopOptions};
 pub use depot::Depot;
