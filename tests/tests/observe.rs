@@ -5,8 +5,8 @@
 //! `net-in` answering on 127.0.0.1 (and every rule gone after destroy), and
 //! `info` listing ports and limits. Every `--json` output is checked
 //! against its schema in docs/schema/ with the small validator below.
-//! Traffic goes only between the host's loopback or veth address and this
-//! test's containers.
+//! Traffic goes only between the host's loopback or veth address, a
+//! network namespace of the test's own and this test's containers.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tests::ctl::*;
+use tests::netns::TestNetns;
 use tests::paths;
 
 /// This binary's networks: 10.255.224.0/20.
@@ -619,6 +620,60 @@ fn net_in_answers_on_loopback_and_leaves_no_rule() {
         );
         assert_eq!(got, format!("{answer}\n"), "through {ip}:{host_port}");
     }
+
+    // From the network, 127.0.0.1 is no way in: a namespace of the test's
+    // own sends to 127.0.0.1:HOST_PORT through the host as a LAN peer
+    // could (its own loopback gone, route_localnet set so it takes the
+    // answer); the host's other addresses answer it (the control).
+    let base = depot.pool.trim_end_matches(".0/24").to_string();
+    let pid = std::process::id();
+    let peer = TestNetns::new(
+        &format!("wob-lo-{pid}"),
+        &format!("wob{}", pid % 100000),
+        &format!("{base}.253"),
+        &format!("{base}.254"),
+    );
+    let setup = format!(
+        "ip -n {ns} addr flush dev lo\n\
+         ip -n {ns} link set lo down\n\
+         ip -n {ns} route add 127.0.0.0/8 via {base}.253 dev eth0\n\
+         ip netns exec {ns} sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1",
+        ns = peer.name
+    );
+    assert_ok(
+        &std::process::Command::new("sh")
+            .args(["-ec", &setup])
+            .output()
+            .unwrap(),
+        &setup,
+    );
+    let from_peer = |ip: &str, answer: &str| {
+        serve_once(&c, 8080, answer);
+        std::thread::sleep(Duration::from_millis(300));
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &peer.name, "python3", "-c"])
+            .arg(format!(
+                "import socket\ns=socket.create_connection(('{ip}',{host_port}),timeout=2)\n\
+                 print(s.recv(100).decode().strip())\n"
+            ))
+            .output()
+            .unwrap()
+    };
+    let out = from_peer(&format!("{base}.253"), "to-the-peer");
+    assert_ok(&out, "the peer through the host's address");
+    assert_eq!(stdout(&out), "to-the-peer\n");
+    let out = from_peer("127.0.0.1", "leaked");
+    assert!(
+        !out.status.success() && !stdout(&out).contains("leaked"),
+        "a peer reached the container through 127.0.0.1: {}",
+        stdout(&out)
+    );
+    // Its server is still waiting: one connection from the host takes it.
+    assert_eq!(
+        fetch(&format!("127.0.0.1:{host_port}")).unwrap(),
+        "leaked\n"
+    );
+    peer.remove();
 
     // What makes loopback work, and what keeps it safe.
     let dev = format!("w-{}-0", c.id);
