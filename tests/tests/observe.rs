@@ -707,6 +707,59 @@ fn net_in_answers_on_loopback_and_leaves_no_rule() {
     );
 }
 
+/// The raw rule that makes route_localnet safe: what the container sends to
+/// 127.0.0.0/8 through its veth is dropped before the host routes it. Only
+/// an unconfined container's root can route loopback addresses out of its
+/// veth (a confined one lacks CAP_NET_ADMIN), so one is made here; a host
+/// listener on 127.0.0.1 must see nothing, and the rule's counter shows
+/// that it was the one to drop it.
+#[test]
+fn the_container_cannot_reach_the_hosts_loopback() {
+    let Some(depot) = depot("lo-in") else {
+        return;
+    };
+    let c = depot.create("nest", &["--allow-nested-warden"]);
+    ctl_ok(&depot, &["net-in", "nest", "--container-port", "8080"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host_ip = json(&c.info())["host_ip"].as_str().unwrap().to_string();
+    let dev = format!("w-{}-0", c.id);
+    let counter = || -> u64 {
+        let table = run_text(
+            "iptables",
+            &["-w", "-t", "raw", "-L", "warden-source", "-v", "-n", "-x"],
+        );
+        table
+            .lines()
+            .find(|l| l.contains(&dev) && l.contains("127.0.0.0/8"))
+            .unwrap_or_else(|| panic!("no loopback rule for {dev}:\n{table}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = counter();
+    let out = c.run_root(&[
+        "sh",
+        "-c",
+        &format!(
+            "ip addr flush dev lo && ip link set lo down && \
+             ip route add 127.0.0.0/8 via {host_ip} && \
+             echo x | timeout 3 nc 127.0.0.1 {port}; echo nc=$?"
+        ),
+    ]);
+    assert_ok(&out, "the attempt");
+    assert!(stdout(&out).contains("nc="), "{}", stdout(&out));
+    assert!(
+        listener.accept().is_err(),
+        "the host's 127.0.0.1 was reached"
+    );
+    assert!(counter() > before, "the raw rule dropped nothing");
+    c.destroy();
+}
+
 #[test]
 fn info_shows_ports_and_limits() {
     let Some(depot) = depot("info") else {
