@@ -13,6 +13,7 @@ use crate::config::shell_quote;
 use crate::depot::{self, Depot};
 use crate::disk;
 use crate::errors::{Error, Result};
+use crate::events::{self, Event, Kind};
 use crate::instance::open_private;
 pub use crate::instance::{
     Instance, State, DEFAULT_JOB_OUTPUT_LIMIT, DEFAULT_PIDS_LIMIT, DEFAULT_SHM_SIZE, MAX_PIDS_LIMIT,
@@ -242,6 +243,7 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
             other => other,
         });
     }
+    events::note(&instance, &Event::now(Kind::Create, "created"));
     Ok(instance.handle)
 }
 
@@ -316,6 +318,12 @@ pub fn stop(depot: &Depot, handle: &str, opts: &StopOptions) -> Result<()> {
     let _lock = instance.lock(true)?;
     instance.require_state("stop", &[State::Active])?;
     instance.set_state(State::Stopped)?;
+    let how = if opts.kill {
+        "stopped (SIGKILL)"
+    } else {
+        "stopped (SIGTERM, SIGKILL after 10 s)"
+    };
+    events::note(&instance, &Event::now(Kind::Stop, how));
     let mut args: Vec<&str> = Vec::new();
     if opts.kill {
         args.extend(["-w", "0"]);
@@ -346,6 +354,8 @@ pub fn destroy(depot: &Depot, paths: &Paths, handle: &str) -> Result<()> {
     let step = crate::profile::step("lock, oom watcher");
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(true)?;
+    // Read by `events --follow` before it sees the directory go.
+    events::note(&instance, &Event::now(Kind::Destroy, "destroying"));
     crate::oom::kill_watcher(&instance);
     drop(step);
     // Kill the container first so the jobs' helpers on the host see their
@@ -396,6 +406,11 @@ pub struct Info {
     pub cpu_stat: Vec<(String, u64)>,
     pub disk_stat: Vec<(String, u64)>,
     pub bandwidth_stat: Vec<(String, u64)>,
+    /// Forwarded ports (net-in): (host port, container port).
+    pub ports: Vec<(u16, u16)>,
+    /// The limits in force (the bandwidth ones only when the stats are
+    /// all read: they come from `tc`).
+    pub limits: crate::stats::Limits,
 }
 
 impl Info {
@@ -422,6 +437,12 @@ impl Info {
             "cpu_stat": map(&self.cpu_stat),
             "disk_stat": map(&self.disk_stat),
             "bandwidth_stat": map(&self.bandwidth_stat),
+            "ports": self
+                .ports
+                .iter()
+                .map(|(h, c)| serde_json::json!({"host_port": h, "container_port": c}))
+                .collect::<Vec<_>>(),
+            "limits": self.limits.to_json(),
         })
     }
 
@@ -434,7 +455,7 @@ impl Info {
                 .join(" ")
         };
         format!(
-            "handle: {}\nid: {}\nstate: {}\nevents: {}\nhost_ip: {}\ncontainer_ip: {}\ncontainer_path: {}\njob_ids: {}\nmemory_stat: {}\ncpu_stat: {}\ndisk_stat: {}\nbandwidth_stat: {}\n",
+            "handle: {}\nid: {}\nstate: {}\nevents: {}\nhost_ip: {}\ncontainer_ip: {}\ncontainer_path: {}\njob_ids: {}\nmemory_stat: {}\ncpu_stat: {}\ndisk_stat: {}\nbandwidth_stat: {}\nports: {}\nlimits: {}\n",
             self.handle,
             self.id,
             self.state,
@@ -447,6 +468,12 @@ impl Info {
             pairs(&self.cpu_stat),
             pairs(&self.disk_stat),
             pairs(&self.bandwidth_stat),
+            self.ports
+                .iter()
+                .map(|(h, c)| format!("{h}->{c}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            self.limits.to_text(),
         )
     }
 }
@@ -466,6 +493,11 @@ fn info_of(depot: &Depot, handle: &str, all_stats: bool) -> Result<Info> {
     let instance = Instance::open(depot, handle)?;
     let config = instance.config().unwrap_or_default();
     let id = config.id().unwrap_or_default().to_string();
+    let bandwidth_stat = if all_stats {
+        crate::limits::bandwidth_stat(&instance)
+    } else {
+        Vec::new()
+    };
     Ok(Info {
         handle: instance.handle.clone(),
         state: instance.state(),
@@ -492,13 +524,23 @@ fn info_of(depot: &Depot, handle: &str, all_stats: bool) -> Result<Info> {
         } else {
             Vec::new()
         },
-        bandwidth_stat: if all_stats {
-            crate::limits::bandwidth_stat(&instance)
-        } else {
-            Vec::new()
-        },
+        limits: crate::stats::Limits::read(&instance, &bandwidth_stat),
+        ports: forwarded_ports(&instance),
+        bandwidth_stat,
         id,
     })
+}
+
+/// etc/ports: a "HOST CONTAINER" line per net-in.
+fn forwarded_ports(instance: &Instance) -> Vec<(u16, u16)> {
+    fs::read_to_string(instance.path.join("etc/ports"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+        })
+        .collect()
 }
 
 fn memory_stat(id: &str) -> Vec<(String, u64)> {

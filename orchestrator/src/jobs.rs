@@ -278,6 +278,15 @@ fn has_ended(dir: &Path) -> bool {
 /// mark.
 pub(crate) fn record_exit(dir: &Path, code: i32) -> Result<()> {
     write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())?;
+    // The recorder is who sees the job end: the event is its to write,
+    // with the signal when wsh's status (or iomux-spawn's) names one.
+    if let Ok(instance) = instance_of_job(dir) {
+        let end = crate::exits::JobEnd::read(&instance, dir, code);
+        crate::events::note(
+            &instance,
+            &crate::events::Event::job_exit(end.job, Some(code), end.signal),
+        );
+    }
     if let (Some(jobs), Some(id)) = (dir.parent(), dir.file_name()) {
         match fs::remove_file(jobs.join(RUNNING_DIR).join(id)) {
             Ok(()) => {}
@@ -570,7 +579,8 @@ fn spawn_output_has(dir: &Path, needle: &str) -> bool {
 }
 
 /// The recorder: runs iomux-link until the job ends and writes the job's
-/// exit code to `exit_status`. Its own exit code does not matter.
+/// exit code to `exit_status`, then the container's `job_exit` event
+/// ([`crate::events`]). Its own exit code does not matter.
 pub fn record(dir: &Path, discard_output: bool) -> Result<()> {
     // One recorder per job; a second one (started by two links repairing at
     // once) waits here and then finds the job recorded.

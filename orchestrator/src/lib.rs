@@ -5,11 +5,13 @@
 #![deny(unsafe_code)]
 
 pub mod attach;
+pub mod cgroup;
 pub mod config;
 pub mod container;
 pub mod depot;
 pub mod disk;
 pub mod errors;
+pub mod events;
 pub mod exits;
 pub mod image;
 pub mod instance;
@@ -24,8 +26,10 @@ pub mod output;
 pub mod process;
 #[allow(unsafe_code)]
 pub mod profile;
+pub mod ps;
 pub mod report;
 pub mod scripts;
+pub mod stats;
 pub mod units;
 
 pub use container::{BindMount, CreateOptions, Info, StopOptions};

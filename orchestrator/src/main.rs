@@ -135,9 +135,63 @@ enum Cmd {
         #[command(flatten)]
         json: Json,
     },
-    /// State, addresses, path and running jobs of a container.
+    /// State, addresses, path, running jobs, forwarded ports and limits in
+    /// force of a container.
     Info {
         handle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The container's events with their times (RFC 3339, UTC): create,
+    /// stop, destroy, out of memory, job exits, jobs killed for their
+    /// output.
+    ///
+    /// A line is TIME MESSAGE; with --json an object with time, kind
+    /// (create, stop, destroy, oom, job_exit, job_killed: the output limit,
+    /// output_dropped: the disk limit), message, and for a job its number,
+    /// exit_status and signal (when known). They are kept in the
+    /// container's etc/events.log, one such object per line; `info` keeps
+    /// showing Warden's plain strings only (out of memory, job N killed:
+    /// ...). --follow looks for new lines every 50 ms and ends (exit 0)
+    /// once the container is destroyed.
+    Events {
+        handle: String,
+        /// Then print new events as they come, until the container is
+        /// destroyed.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per line (docs/schema/events.json).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Processes in the container: pid on the host and in the container,
+    /// user, state, resident memory, command line.
+    ///
+    /// Every process in the container's cgroup (v1 or v2) and in any group
+    /// below it. USER is the name in the container's /etc/passwd (the uid
+    /// when it has none), RSS_KIB the resident memory in KiB (bytes with
+    /// --json).
+    Ps {
+        handle: String,
+        /// A JSON array (docs/schema/ps.json).
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the container uses: memory, cpu, pids, disk, network (rx/tx as
+    /// the container sees them).
+    ///
+    /// Memory in bytes (usage, limit, page cache, anonymous rss) and the
+    /// OOM kills; cpu time in ns (usage, user, system); pids (current,
+    /// max); the writable layer's bytes and inodes and their limits; the
+    /// host veth's counters, named as the container sees them (rx_bytes:
+    /// what it received). From cgroup v1 or v2. "-" (null with --json) is
+    /// a value the host cannot tell; a limit of "none" (null) is no limit.
+    Stats {
+        handle: String,
+        /// A sample every second until Ctrl-C or the container is destroyed.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per sample and line (docs/schema/stats.json).
         #[arg(long)]
         json: bool,
     },
@@ -202,8 +256,8 @@ enum Cmd {
         owner: Option<String>,
     },
     /// Forward a host tcp port (from the pool when not given) to a container
-    /// port (the same when not given), on every local address; prints
-    /// "HOST_PORT CONTAINER_PORT".
+    /// port (the same when not given), on every local address (127.0.0.1
+    /// included); prints "HOST_PORT CONTAINER_PORT".
     NetIn {
         handle: String,
         #[arg(long)]
@@ -515,6 +569,21 @@ fn each_handle(handles: &[String], mut f: impl FnMut(&str) -> Result<(), Error>)
     code
 }
 
+/// A line on stdout, flushed at once: followers print as things happen.
+fn print_line(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// A follower whose reader went away (`| head -1`) has done its job.
+fn ended_by_reader(shown: Result<(), Error>) -> Result<u8, Error> {
+    match shown {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other.map(|()| 0),
+    }
+}
+
 fn run(cli: Cli) -> Result<u8, Error> {
     let depot = Depot::new(&cli.depot);
     let paths = || Paths::discover(cli.scripts_dir.clone(), cli.bin_dir.clone());
@@ -605,6 +674,49 @@ fn run(cli: Cli) -> Result<u8, Error> {
             } else {
                 write!(out, "{}", info.to_text()).map_err(Error::io("write stdout"))?;
             }
+        }
+        Cmd::Events {
+            handle,
+            follow,
+            json,
+        } => {
+            drop(out);
+            let shown = orchestrator::events::show(&depot, &handle, follow, |e| {
+                let line = if json {
+                    e.to_json().to_string()
+                } else {
+                    e.to_text()
+                };
+                print_line(&line)
+            });
+            return ended_by_reader(shown);
+        }
+        Cmd::Ps { handle, json } => {
+            let processes = orchestrator::ps::list(&depot, &handle)?;
+            if json {
+                let list: Vec<_> = processes.iter().map(|p| p.to_json()).collect();
+                say(serde_json::Value::from(list).to_string())?;
+            } else {
+                write!(out, "{}", orchestrator::ps::to_text(&processes))
+                    .map_err(Error::io("write stdout"))?;
+            }
+        }
+        Cmd::Stats {
+            handle,
+            follow,
+            json,
+        } => {
+            drop(out);
+            let mut first = true;
+            let shown = orchestrator::stats::show(&depot, &handle, follow, |s| {
+                if json {
+                    return print_line(&s.to_json().to_string());
+                }
+                // Samples of --follow are blocks apart.
+                let gap = if std::mem::take(&mut first) { "" } else { "\n" };
+                print_line(&format!("{gap}{}", s.to_text().trim_end()))
+            });
+            return ended_by_reader(shown);
         }
         Cmd::Spawn(args) => {
             let id = jobs::spawn(&depot, &args.handle, &args.options()?)?;

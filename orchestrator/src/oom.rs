@@ -3,13 +3,13 @@
 //! kernel's notification (v1: an eventfd registered for memory.oom_control
 //! through cgroup.event_control; v2: inotify on memory.events) and, when the
 //! kernel kills inside the container, records `out of memory` in etc/events
+//! (and, with its time, in etc/events.log: [`crate::events`])
 //! and stops the container. It exits when the group goes (destroy; v1
 //! signals the eventfd on rmdir, v2 reports the file's removal), and destroy
 //! kills it besides. It holds run/oom-watch.lock while it runs, so there is
 //! never more than one.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,17 +92,6 @@ pub fn kill_watcher(instance: &Instance) {
     }
 }
 
-/// Appends `event` to etc/events unless it is there.
-pub fn record_event(instance: &Instance, event: &str) -> Result<()> {
-    let path = instance.path.join("etc/events");
-    let text = fs::read_to_string(&path).unwrap_or_default();
-    if text.lines().any(|l| l == event) {
-        return Ok(());
-    }
-    let mut file = instance::open_private(&path, true)?;
-    writeln!(file, "{event}").map_err(Error::io(format!("write {}", path.display())))
-}
-
 /// The watcher itself.
 pub fn watch(dir: &Path) -> Result<()> {
     let Some(_lock) = try_lock(dir)? else {
@@ -137,7 +126,10 @@ pub fn watch(dir: &Path) -> Result<()> {
     if !oom {
         return Ok(());
     }
-    record_event(&instance, EVENT)?;
+    crate::events::record_warden(
+        &instance,
+        &crate::events::Event::now(crate::events::Kind::Oom, EVENT),
+    )?;
     match container::stop(
         &depot,
         &handle,

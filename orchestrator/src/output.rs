@@ -36,6 +36,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::errors::{Error, Result};
+use crate::events::{record_warden, Event, Kind};
 use crate::instance::{open_private, poll_until, write_atomic, Instance, DEFAULT_JOB_OUTPUT_LIMIT};
 use crate::process;
 
@@ -361,8 +362,17 @@ fn wait_readable(pipes: &[Option<File>; 2]) -> Result<Vec<usize>> {
 /// whoever sees the job end can also see why.
 fn note_dropped(instance: &Instance, dir: &Path) {
     let job = dir.file_name().unwrap_or_default().to_string_lossy();
-    if let Err(e) = crate::oom::record_event(instance, &dropped_event(&job)) {
+    let event = Event::now(Kind::OutputDropped, dropped_event(&job));
+    if let Err(e) = record_warden(instance, &with_job(event, &job)) {
         eprintln!("wardenctl: {e}");
+    }
+}
+
+/// The job's number on its event, when its directory is named by one.
+fn with_job(event: Event, job: &str) -> Event {
+    match job.parse() {
+        Ok(n) => event.with_job(n),
+        Err(_) => event,
     }
 }
 
@@ -375,7 +385,8 @@ fn mark_killed(instance: &Instance, dir: &Path, limit: u64) {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if let Err(e) = crate::oom::record_event(instance, &format!("job {job} killed: {why}")) {
+    let event = Event::now(Kind::JobKilled, format!("job {job} killed: {why}"));
+    if let Err(e) = record_warden(instance, &with_job(event, &job)) {
         eprintln!("wardenctl: {e}");
     }
 }

@@ -11,6 +11,8 @@
 #                       warden-i-<id>  [net-out rules] -g warden-default
 #                nat    warden-prerouting -j warden-i-<id>  [net-in DNATs]
 #                       (made by the first `in`: a table less to tear down)
+#              and, made by the first `in` with it, what lets the host reach
+#              a forwarded port on 127.0.0.1 too (see loopback_raw_rule)
 #              warden-default accepts ALLOW_NETWORKS and refuses the rest
 #              (tcp reset, icmp port unreachable): nothing but what net-out
 #              names is reachable, other containers and the host included
@@ -36,6 +38,7 @@ raw_source_chain=warden-source
 filter_forward_chain=warden-forward
 filter_default_chain=warden-default
 nat_prerouting_chain=warden-prerouting
+nat_postrouting_chain=warden-postrouting
 instance_chain=warden-i-$id
 
 ipt() {
@@ -64,9 +67,37 @@ restore() {
   fi
 }
 
+# net-in on 127.0.0.1. A connection from the host to 127.0.0.1:HOST_PORT
+# is DNATed in nat OUTPUT like one to any other local address, but the
+# kernel refuses to route a packet with a loopback source out of a
+# non-loopback device (a martian) unless route_localnet is set on that
+# device: so the first `in` sets it on the host veth, and SNATs what leaves
+# there from 127.0.0.0/8 to the host's veth address, so the container
+# answers an address it can reach (conntrack maps the answers back).
+# route_localnet also stops the kernel from dropping packets *arriving*
+# on the veth with loopback addresses: the container could then reach the
+# host's 127.0.0.1 services (and forge loopback sources). Two rules keep
+# that shut: raw PREROUTING drops everything from the veth addressed to
+# 127.0.0.0/8 (before conntrack and routing; answers to the host's
+# connections are addressed to the veth address there, and are mapped back
+# only later), and the anti-spoofing rule of setup already drops any
+# source but the container's. And only locally originated loopback
+# traffic is DNATed: the 127.0.0.0/8 rule of `in` matches only packets
+# routed out of lo, which in nat means nat OUTPUT (in PREROUTING, where
+# packets from outside are seen, there is no output device yet), and the
+# rule for the other local addresses leaves 127.0.0.0/8 out, so a packet
+# from the network addressed to 127.0.0.1 stays the martian it is.
+loopback_raw_rule="$raw_source_chain -i $network_host_iface -d 127.0.0.0/8 -j DROP"
+loopback_snat_rule="$nat_postrouting_chain -o $network_host_iface -s 127.0.0.0/8 -j SNAT --to-source $network_host_ip"
+route_localnet=/proc/sys/net/ipv4/conf/$network_host_iface/route_localnet
+
 # The rule by rule way, for whatever state a failed command left.
 teardown_slowly() {
   delete_rule raw "$raw_source_chain" -i "$network_host_iface" ! -s "$network_container_ip" -j DROP
+  # shellcheck disable=SC2086 # the rules are words
+  delete_rule raw $loopback_raw_rule
+  # shellcheck disable=SC2086
+  delete_rule nat $loopback_snat_rule
   delete_rule filter "$filter_forward_chain" -i "$network_host_iface" -g "$instance_chain"
   ipt -t filter -F "$instance_chain" 2>/dev/null || true
   ipt -t filter -X "$instance_chain" 2>/dev/null || true
@@ -76,11 +107,12 @@ teardown_slowly() {
 }
 
 # tmp/net.up names the tables holding the container's chains and rules:
-# "raw filter" after setup, "raw filter nat" once `in` made the nat chain
-# (made on first use: each table a teardown touches is a commit of its own,
-# and a deletion commit costs a kernel grace period, about as much as the
-# rest of a teardown), "down" after teardown; an empty file is an older
-# setup's, which made all three. Sets tables.
+# "raw filter" after setup, "raw filter nat lo" once `in` made the nat chain
+# and the loopback rules (made on first use: each table a teardown touches
+# is a commit of its own, and a deletion commit costs a kernel grace period,
+# about as much as the rest of a teardown), "down" after teardown; "raw
+# filter nat" is an older `in`'s (the nat chain, no loopback rules), and an
+# empty file an older setup's, which made all three tables. Sets tables.
 read_tables() {
   tables=
   if [ -f tmp/net.up ]; then
@@ -91,6 +123,14 @@ read_tables() {
 
 teardown() {
   read_tables
+  lo_raw=
+  lo_nat=
+  case " $tables " in
+    *" lo "*)
+      lo_raw="-D $loopback_raw_rule"
+      lo_nat="-D $loopback_snat_rule"
+      ;;
+  esac
   case "$tables" in
     "raw filter") nat_rules= ;;
     # nat too: made by `in`, by an older setup, or the state is unknown.
@@ -98,11 +138,13 @@ teardown() {
 -D $nat_prerouting_chain -j $instance_chain
 -F $instance_chain
 -X $instance_chain
+$lo_nat
 COMMIT" ;;
   esac
   restore 2>/dev/null <<RULES || { take_lock && teardown_slowly; }
 *raw
 -D $raw_source_chain -i $network_host_iface ! -s $network_container_ip -j DROP
+$lo_raw
 COMMIT
 *filter
 -D $filter_forward_chain -i $network_host_iface -g $instance_chain
@@ -190,23 +232,38 @@ case "${1:-}" in
     # They go into iptables-restore's input below: numbers only.
     case "$HOST_PORT$CONTAINER_PORT" in *[!0-9]*) die "ports must be numbers: $HOST_PORT, $CONTAINER_PORT" ;; esac
     read_tables
+    # The first forward makes the nat chain and its jump, and the loopback
+    # rules (see loopback_raw_rule), all in the commit of its DNATs.
+    chain_lines=
     case " $tables " in
-      *" nat "*)
-        ipt -t nat -A "$instance_chain" -p tcp -m addrtype --dst-type LOCAL \
-          --dport "$HOST_PORT" -j DNAT --to-destination "$network_container_ip:$CONTAINER_PORT"
-        ;;
+      *" nat "*) ;;
+      *) chain_lines=":$instance_chain - [0:0]
+-A $nat_prerouting_chain -j $instance_chain" ;;
+    esac
+    lo_raw=
+    lo_nat=
+    case " $tables " in
+      *" lo "*) ;;
       *)
-        # The first forward makes the nat chain and its jump, in one commit.
-        restore <<RULES
-*nat
-:$instance_chain - [0:0]
--A $nat_prerouting_chain -j $instance_chain
--A $instance_chain -p tcp -m addrtype --dst-type LOCAL --dport $HOST_PORT -j DNAT --to-destination $network_container_ip:$CONTAINER_PORT
-COMMIT
-RULES
-        echo "raw filter nat" > tmp/net.up
+        lo_raw="*raw
+-A $loopback_raw_rule
+COMMIT"
+        lo_nat="-A $loopback_snat_rule"
         ;;
     esac
+    to=$network_container_ip:$CONTAINER_PORT
+    restore <<RULES
+$lo_raw
+*nat
+$chain_lines
+$lo_nat
+-A $instance_chain -p tcp ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL --dport $HOST_PORT -j DNAT --to-destination $to
+-A $instance_chain -p tcp -d 127.0.0.0/8 -o lo --dport $HOST_PORT -j DNAT --to-destination $to
+COMMIT
+RULES
+    # Only now: the raw rule that makes it safe is in force.
+    echo 1 > "$route_localnet"
+    echo "raw filter nat lo" > tmp/net.up
     ;;
   out)
     # Older servers pass PORT (or PORT_RANGE, "A:B") rather than PORTS.
