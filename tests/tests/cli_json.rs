@@ -202,7 +202,12 @@ fn the_validator_refuses_what_the_schema_does_not_allow() {
     let mut i = serde_json::json!({
         "handle": "h", "id": "x", "state": "active", "events": [], "host_ip": "",
         "container_ip": "", "container_path": "/", "job_ids": [1], "wshd_pid": null,
-        "memory_stat": {"rss": 1}, "cpu_stat": {}, "disk_stat": {}, "bandwidth_stat": {}
+        "memory_stat": {"rss": 1}, "cpu_stat": {}, "disk_stat": {}, "bandwidth_stat": {},
+        "ports": [{"host_port": 61001, "container_port": 8080}],
+        "limits": {"memory_bytes": null, "cpu_shares": 512, "cpu_weight": null,
+                   "pids_max": 1024, "disk_bytes": null, "disk_inodes": null,
+                   "bandwidth_rate": null, "bandwidth_burst": null,
+                   "job_output_bytes": 10485760}
     });
     validate(&info, &i, "info").unwrap();
     i["memory_stat"]["rss"] = "1".into();
@@ -404,6 +409,22 @@ fn every_json_output_matches_its_schema() {
     assert_eq!(v["message"], "pong");
     let v = json_ok(&depot, "echo", &["echo", "a \"quoted\" word", "--json"]);
     check("echo");
+    // The observing commands (tests/tests/observe.rs has their details).
+    let out = depot.ctl(&["events", "js", "--json"]);
+    assert_ok(&out, "events --json");
+    assert!(
+        !check_lines("events", &out).is_empty(),
+        "the create, at least"
+    );
+    check("events");
+    let out = depot.ctl(&["ps", "js", "--json"]);
+    assert_ok(&out, "ps --json");
+    check_lines("ps", &out);
+    check("ps");
+    let out = depot.ctl(&["stats", "js", "--json"]);
+    assert_ok(&out, "stats --json");
+    check_lines("stats", &out);
+    check("stats");
     assert_eq!(v["message"], "a \"quoted\" word");
 
     // Every schema was used.
