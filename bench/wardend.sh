@@ -9,7 +9,7 @@
 #          start per command, same depot, same container) | `wsh --socket
 #          INSTANCE/run/wshd.sock /bin/true` straight to wshd | the same
 #          job through wsh (`/bin/sh` reading the script `/bin/true` on
-#          its stdin, as wardend runs every job); all timed
+#          its stdin, as vcap, as wardend runs every job); all timed
 #          alike (warden-load exec: fork/exec/wait), in interleaved batches
 #          of 10 whose order rotates
 #   where the time goes  `spawn /bin/true` through wardend (the job's start:
@@ -156,7 +156,7 @@ measure() { # case N
     info_wardend) "$LOAD" info "$socket" "$handle" "$2" ;;
     run_wardenctl) "$LOAD" exec "$2" -- "$W" run "$handle" -- /bin/true ;;
     run_wsh) "$LOAD" exec "$2" -- "$bin/wsh" --socket "$path/run/wshd.sock" /bin/true ;;
-    run_wsh_sh) "$LOAD" exec "$2" --stdin "$work/true.sh" -- "$bin/wsh" --socket "$path/run/wshd.sock" /bin/sh ;;
+    run_wsh_sh) "$LOAD" exec "$2" --stdin "$work/true.sh" -- "$bin/wsh" --socket "$path/run/wshd.sock" --user vcap /bin/sh ;;
   esac 2>>"$work/load.log"
 }
 for c in "${cases[@]}"; do measure "$c" 5 >/dev/null; done # warm-up

@@ -460,7 +460,11 @@ fn start_job(
         .stdin(script)
         .stdout(create_file(&dir.join("spawn.out"))?)
         .stderr(create_file(&dir.join("spawn.err"))?);
-    let mut spawner = process::spawn_detached(&mut command, "iomux-spawn")?;
+    let mut spawner = if attached {
+        process::spawn_self_detaching(&mut command, "iomux-spawn")?
+    } else {
+        process::spawn_detached(&mut command, "iomux-spawn")?
+    };
     write_atomic(
         &dir.join("spawn.pid"),
         format!("{}\n", spawner.id()).as_bytes(),

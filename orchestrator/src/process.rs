@@ -73,6 +73,17 @@ pub fn spawn_detached(command: &mut Command, what: &str) -> Result<Detached> {
         .map_err(Error::io(format!("start {what}")))
 }
 
+/// As [`spawn_detached`] for a program that makes a session of its own as
+/// its first step (iomux-spawn does), from a caller no terminal signals
+/// reach (wardend): without a pre-exec step the standard library can use
+/// posix_spawn, which does not copy the caller's page tables as fork does.
+pub fn spawn_self_detaching(command: &mut Command, what: &str) -> Result<Detached> {
+    command
+        .spawn()
+        .map(|child| Detached(Some(child)))
+        .map_err(Error::io(format!("start {what}")))
+}
+
 /// Whether `pid` is a live (not zombie) process whose command line mentions
 /// `marker` (a job directory): a pid file alone could name a recycled pid.
 pub fn alive_with(pid: i32, marker: &Path) -> bool {
