@@ -442,9 +442,23 @@ mod tests {
     #[test]
     fn exec_reports_failure() {
         let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
-        assert!(exec_once(&argv("true")).is_ok());
-        assert!(exec_once(&argv("false"))
+        assert!(exec_once(&argv("true"), None).is_ok());
+        assert!(exec_once(&argv("false"), None)
             .unwrap_err()
             .contains("exit status: 1"));
+    }
+
+    #[test]
+    fn exec_feeds_the_stdin_file() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let file = std::env::temp_dir().join(format!("warden-load-stdin-{}", std::process::id()));
+        std::fs::write(&file, "exit 3\n").unwrap();
+        let e = exec_once(&argv("/bin/sh"), Some(&file)).unwrap_err();
+        assert!(e.contains("exit status: 3"), "{e}");
+        std::fs::write(&file, "exit 0\n").unwrap();
+        assert!(exec_once(&argv("/bin/sh"), Some(&file)).is_ok());
+        std::fs::remove_file(&file).unwrap();
+        let e = exec_once(&argv("/bin/sh"), Some(Path::new("/nonexistent/x"))).unwrap_err();
+        assert!(e.starts_with("open /nonexistent/x"), "{e}");
     }
 }
