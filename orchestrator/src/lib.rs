@@ -9,6 +9,7 @@ pub mod container;
 pub mod depot;
 pub mod disk;
 pub mod errors;
+pub mod failed;
 pub mod image;
 pub mod instance;
 pub mod internal;
