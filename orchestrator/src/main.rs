@@ -55,7 +55,8 @@ struct Cli {
     scripts_dir: Option<PathBuf>,
     /// Trace the setup scripts (they run with DEBUG=1, i.e. set -x) and
     /// copy their stderr to ours as it comes; the trace also lands in the
-    /// create log (run/create.log, or DEPOT/.failed/HANDLE.log).
+    /// create log (run/create.log, or DEPOT/.failed/HANDLE.log). DEBUG=1
+    /// alone traces them into the log only.
     #[arg(long, env = "WARDEN_DEBUG", global = true,
           value_parser = clap::builder::BoolishValueParser::new())]
     debug: bool,
