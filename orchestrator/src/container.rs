@@ -347,10 +347,11 @@ fn failed(
         .map(str::trim)
         .filter(|l| !l.starts_with("== ") && !l.starts_with("-- ") && !message.contains(l))
         .collect();
-    // Under --debug the scripts' stderr was shown as it came, and a
-    // trace's continuation lines (a multi-line argument) have no `+` to
-    // tell them from errors: no tail then.
-    let tail = if scripts::debug() {
+    // Under --debug the scripts' stderr was shown as it came, and in a
+    // trace (--debug, or the scripts' own DEBUG=1) a continuation line of
+    // a multi-line argument has no `+` to tell it from an error: no tail.
+    let traced = scripts::debug() || std::env::var_os("DEBUG").is_some_and(|v| !v.is_empty());
+    let tail = if traced {
         Vec::new()
     } else {
         scripts::last_error_lines(&candidates.join("\n"), TAIL_LINES)
