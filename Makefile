@@ -2,7 +2,9 @@
 # (scripts/install-deps.sh, apt-get as root), so each works on a fresh
 # Debian 12 machine.
 SHELL := /bin/bash
-CARGO ?= cargo
+# cargo on PATH, else rustup's (a shell whose profile did not add it), else
+# plain cargo: Debian's, which `deps` installs when there is none at all.
+CARGO ?= $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),cargo)
 TARGET := x86_64-unknown-linux-gnu
 # Override to install binaries built elsewhere: make install RELEASE=DIR
 RELEASE ?= target/$(TARGET)/release
