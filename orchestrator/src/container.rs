@@ -272,6 +272,7 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
             &log,
         ));
     }
+    let _step = crate::profile::step("create log");
     note_wshd_logs(&instance, &log);
     // Best effort: the container works without its create log.
     if let Ok(mut file) = open_private(&instance.path.join(CREATE_LOG), false) {
