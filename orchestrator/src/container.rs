@@ -129,6 +129,9 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
 
     drop(step);
 
+    // Every script's output from here on: kept in the container's
+    // run/create.log, or in DEPOT/.failed/HANDLE.log when the create fails.
+    let log = scripts::capture::Capture::start();
     let (instance, id) = {
         let step = crate::profile::step("allocate (depot lock)");
         let lock = depot.lock()?;
@@ -192,7 +195,11 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
         // the lock too: killed here, wardenctl would otherwise free the
         // network and uid while setup.sh has not yet recorded them.
         let step = crate::profile::step("create.sh");
-        scripts::run_locked(&paths.root_script("create.sh"), &[&path], &env, &lock)?;
+        log.note(&format!("wardenctl create {handle} (container id {id})\n"));
+        if let Err(e) = scripts::run_locked(&paths.root_script("create.sh"), &[&path], &env, &lock)
+        {
+            return Err(failed(depot, paths, &handle, None, "create.sh", e, &log));
+        }
         drop(step);
         let _step = crate::profile::step("state born");
         let instance = Instance { handle, path };
@@ -207,44 +214,164 @@ pub fn create(depot: &Depot, paths: &Paths, opts: &CreateOptions) -> Result<Stri
             })
             .and_then(|()| instance.set_state(State::Born));
         if let Err(e) = recorded {
-            undo(paths, &instance);
-            return Err(e);
+            return Err(failed(
+                depot,
+                paths,
+                &instance.handle.clone(),
+                Some(&instance),
+                "record state",
+                e,
+                &log,
+            ));
         }
         (instance, id)
     };
 
+    let step = std::cell::Cell::new("bind mounts");
     let started = append_bind_mounts(&instance, &opts.bind_mounts)
-        .and_then(|()| match &image {
-            Some(record) => record.save(&instance.path.join(crate::image::INSTANCE_FILE)),
-            None => Ok(()),
+        .and_then(|()| {
+            step.set("image config");
+            match &image {
+                Some(record) => record.save(&instance.path.join(crate::image::INSTANCE_FILE)),
+                None => Ok(()),
+            }
         })
         .and_then(|()| match opts.disk {
             Some(limits) => {
+                step.set("disk image");
                 let _step = crate::profile::step("disk image");
                 disk::setup_image(&instance, limits)
             }
             None => Ok(()),
         })
         .and_then(|()| {
+            step.set("start.sh");
             let _step = crate::profile::step("start.sh");
             scripts::run(&instance.script("start.sh"), &[] as &[&str], &[])
         })
         .and_then(|_| {
+            step.set("state active");
             let _step = crate::profile::step("state active");
             instance.set_state(State::Active)
         });
     if let Err(e) = started {
-        undo(paths, &instance);
-        return Err(match e {
+        let e = match e {
             Error::Script { script, message } => Error::Script {
                 script: format!("{script} (container id {id}, undone)"),
                 message,
             },
             other => other,
-        });
+        };
+        let handle = instance.handle.clone();
+        return Err(failed(
+            depot,
+            paths,
+            &handle,
+            Some(&instance),
+            step.get(),
+            e,
+            &log,
+        ));
+    }
+    let _step = crate::profile::step("create log");
+    note_wshd_logs(&instance, &log);
+    // Best effort: the container works without its create log.
+    if let Ok(mut file) = open_private(&instance.path.join(CREATE_LOG), false) {
+        let _ = file.write_all(&log.contents());
     }
     events::note(&instance, &Event::now(Kind::Create, "created"));
     Ok(instance.handle)
+}
+
+/// wshd's logs (where start.sh sends wshd's and the hooks' output, their
+/// traces under --debug) join the create log, and stderr under --debug;
+/// returns the error log's text.
+fn note_wshd_logs(instance: &Instance, log: &scripts::capture::Capture) -> Option<String> {
+    let mut err_log = None;
+    for name in ["run/wshd.err.log", "run/wshd.out.log"] {
+        let Ok(mut content) = fs::read_to_string(instance.path.join(name)) else {
+            continue;
+        };
+        if content.is_empty() {
+            continue;
+        }
+        if !content.ends_with('\n') {
+            content.push('\n');
+        }
+        let text = format!("== {name}\n{content}");
+        log.note(&text);
+        if scripts::debug() {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+        if name.ends_with("err.log") {
+            err_log = Some(content);
+        }
+    }
+    err_log
+}
+
+/// A container's create log, relative to its directory.
+pub const CREATE_LOG: &str = "run/create.log";
+
+/// Lines of error output a failed create shows under its message.
+const TAIL_LINES: usize = 5;
+
+/// A create failed at `step`: wshd's log (start.sh sends wshd's and the
+/// hooks' output there) joins the create's log, the container is undone,
+/// and the log moves to DEPOT/.failed/HANDLE.log. The error names the step,
+/// the log and the last lines of error output that the message does not
+/// already hold.
+fn failed(
+    depot: &Depot,
+    paths: &Paths,
+    handle: &str,
+    instance: Option<&Instance>,
+    step: &'static str,
+    error: Error,
+    log: &scripts::capture::Capture,
+) -> Error {
+    // The failing script's record is the log's last one so far.
+    let text = String::from_utf8_lossy(&log.contents()).into_owned();
+    let mut lines_from = text
+        .rfind("\n== ")
+        .map_or(text.as_str(), |i| &text[i + 1..])
+        .to_string();
+    if let Some(instance) = instance {
+        if let Some(content) = note_wshd_logs(instance, log) {
+            lines_from = format!("{content}\n{lines_from}");
+        }
+        log.note("== undo\n");
+        undo(paths, instance);
+    }
+    let message = error.to_string();
+    log.note(&format!("== failed at {step}: {message}\n"));
+    let candidates: Vec<&str> = lines_from
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("== ") && !l.starts_with("-- ") && !message.contains(l))
+        .collect();
+    // Under --debug the scripts' stderr was shown as it came, and in a
+    // trace (--debug, or the scripts' own DEBUG=1) a continuation line of
+    // a multi-line argument has no `+` to tell it from an error: no tail.
+    let traced = scripts::debug() || std::env::var_os("DEBUG").is_some_and(|v| !v.is_empty());
+    let tail = if traced {
+        Vec::new()
+    } else {
+        scripts::last_error_lines(&candidates.join("\n"), TAIL_LINES)
+    };
+    let kept = match crate::failed::keep(depot, handle, &log.contents()) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            eprintln!("create {handle}: its log was not kept: {e}");
+            None
+        }
+    };
+    Error::CreateFailed {
+        step,
+        source: Box::new(error),
+        log: kept,
+        tail,
+    }
 }
 
 /// The rootfs as an absolute path without symlinks (a relative one is taken

@@ -55,6 +55,16 @@ pub enum Error {
     Script { script: String, message: String },
     #[error("{0}")]
     Tool(String),
+    /// A create that got as far as making the container, undone: the step
+    /// that failed, where its log was kept (`DEPOT/.failed/HANDLE.log`) and
+    /// the last lines of error output, one indented line each.
+    #[error("create failed at {step}: {source}{}", failed_note(log.as_deref(), tail))]
+    CreateFailed {
+        step: &'static str,
+        source: Box<Error>,
+        log: Option<PathBuf>,
+        tail: Vec<String>,
+    },
     #[error("{0}")]
     Unsupported(String),
     /// A wait given up because its result was no longer wanted.
@@ -66,6 +76,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+fn failed_note(log: Option<&std::path::Path>, tail: &[String]) -> String {
+    let mut note = match log {
+        Some(path) => format!("; log kept in {}", path.display()),
+        None => String::new(),
+    };
+    for line in tail {
+        note.push_str("\n    ");
+        note.push_str(line);
+    }
+    note
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,6 +107,7 @@ impl Error {
             Error::Tool(_) => 11,
             Error::Unsupported(_) => 12,
             Error::Cancelled => 1,
+            Error::CreateFailed { source, .. } => source.exit_code(),
         }
     }
 
@@ -134,6 +157,25 @@ mod tests {
         let mut codes: Vec<i32> = errors.iter().map(Error::exit_code).collect();
         codes.dedup();
         assert_eq!(codes, vec![1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    }
+
+    #[test]
+    fn a_failed_create_names_its_step_log_and_last_lines() {
+        let e = Error::CreateFailed {
+            step: "start.sh",
+            source: Box::new(Error::Script {
+                script: "start.sh".into(),
+                message: "wshd failed to start".into(),
+            }),
+            log: Some("/d/.failed/h.log".into()),
+            tail: vec!["one".into(), "two".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "create failed at start.sh: start.sh failed: wshd failed to start; \
+             log kept in /d/.failed/h.log\n    one\n    two"
+        );
+        assert_eq!(e.exit_code(), 10);
     }
 
     #[test]

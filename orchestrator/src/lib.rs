@@ -13,6 +13,7 @@ pub mod disk;
 pub mod errors;
 pub mod events;
 pub mod exits;
+pub mod failed;
 pub mod image;
 pub mod instance;
 pub mod internal;

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use orchestrator::{
     container, jobs, limits, network::Ipv4Net, report, BindMount, CreateOptions, Depot, Error,
     Instance, Paths, SetupOptions, SpawnOptions, State, StopOptions,
@@ -49,12 +49,22 @@ struct Cli {
     /// Where container directories live.
     #[arg(long, env = "WARDEN_DEPOT", default_value = orchestrator::depot::DEFAULT_DEPOT, global = true)]
     depot: PathBuf,
-    /// Directory holding the helpers (wshd, wsh, iomux-spawn, iomux-link, cgroup-devices; default: wardenctl's own).
+    /// Directory holding the helpers (wshd, wsh, iomux-spawn, iomux-link,
+    /// cgroup-devices; default: wardenctl's own when wshd is there, else
+    /// ../lib/warden, where make install puts them).
     #[arg(long, env = "WARDEN_BIN_DIR", global = true)]
     bin_dir: Option<PathBuf>,
-    /// Directory holding root/ and skeleton/ (the setup scripts).
+    /// Directory holding root/ and skeleton/ (the setup scripts; default:
+    /// setup-scripts/ beside wardenctl, ../share/warden, the source tree).
     #[arg(long, env = "WARDEN_SCRIPTS_DIR", global = true)]
     scripts_dir: Option<PathBuf>,
+    /// Trace the setup scripts (they run with DEBUG=1, i.e. set -x) and
+    /// copy their stderr to ours as it comes; the trace also lands in the
+    /// create log (run/create.log, or DEPOT/.failed/HANDLE.log). DEBUG=1
+    /// alone traces them into the log only.
+    #[arg(long, env = "WARDEN_DEBUG", global = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    debug: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -522,6 +532,10 @@ fn main() -> ExitCode {
     if let Some(code) = orchestrator::internal::dispatch(&args) {
         return code;
     }
+    // Man pages and completions for `make install` (clidoc).
+    if let Some(code) = clidoc::dispatch(&args, Cli::command) {
+        return code;
+    }
     let cli = match parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -585,6 +599,7 @@ fn ended_by_reader(shown: Result<(), Error>) -> Result<u8, Error> {
 }
 
 fn run(cli: Cli) -> Result<u8, Error> {
+    orchestrator::scripts::set_debug(cli.debug);
     let depot = Depot::new(&cli.depot);
     let paths = || Paths::discover(cli.scripts_dir.clone(), cli.bin_dir.clone());
     let mut out = std::io::stdout().lock();

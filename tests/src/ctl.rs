@@ -21,7 +21,11 @@ pub struct TestDepot {
     /// The depot.
     pub dir: PathBuf,
     pub pool: String,
+    /// The directory of the wardenctl run.
     pub bin: PathBuf,
+    /// Whether wardenctl is told WARDEN_BIN_DIR=bin; false for an installed
+    /// wardenctl, which must find its helpers and scripts by itself.
+    pub bin_env: bool,
 }
 
 impl TestDepot {
@@ -38,7 +42,17 @@ impl TestDepot {
         if !crate::require_root(test) {
             return None;
         }
-        let bin = paths::bin_dir();
+        Some(Self::with_bin(test, first, count, paths::bin_dir(), true))
+    }
+
+    /// As `new_in` (for a caller that checked it runs as root), with the
+    /// wardenctl of `bin`, run without WARDEN_BIN_DIR or WARDEN_SCRIPTS_DIR
+    /// (an installed one: `make install`).
+    pub fn installed(test: &str, first: u32, count: u32, bin: PathBuf) -> Self {
+        Self::with_bin(test, first, count, bin, false)
+    }
+
+    fn with_bin(test: &str, first: u32, count: u32, bin: PathBuf, bin_env: bool) -> Self {
         assert!(
             bin.join("wardenctl").is_file(),
             "{}/wardenctl is missing: build the workspace (make build) or set WARDEN_BIN_DIR",
@@ -62,10 +76,11 @@ impl TestDepot {
             dir,
             pool,
             bin,
+            bin_env,
         };
         let out = depot.ctl(&["setup"]);
         assert_ok(&out, "wardenctl setup");
-        Some(depot)
+        depot
     }
 
     pub fn command(&self) -> Command {
@@ -77,8 +92,15 @@ impl TestDepot {
     /// The environment a wardenctl of this depot runs with, for commands
     /// that start it through another program (sh, unshare).
     pub fn with_env<'c>(&self, c: &'c mut Command) -> &'c mut Command {
+        if self.bin_env {
+            c.env("WARDEN_BIN_DIR", &self.bin);
+        } else {
+            c.env_remove("WARDEN_BIN_DIR")
+                .env_remove("WARDEN_SCRIPTS_DIR");
+        }
         c.env("WARDEN_DEPOT", &self.dir)
-            .env("WARDEN_BIN_DIR", &self.bin)
+            .env_remove("WARDEN_DEBUG")
+            .env_remove("DEBUG")
             .env_remove("WARDEN_POOL_NETWORK")
             .env_remove("WARDEN_ROOTFS")
             .stdin(Stdio::null())

@@ -525,9 +525,14 @@ fn a_failed_create_is_undone() {
         "--rootfs",
         rootfs.to_str().unwrap(),
     ]);
-    assert_code(&out, 10, "create on a rootfs without a shell");
-    assert_one_line_error(&out);
+    // One line naming the step and the kept log, then (indented) the last
+    // lines of error output: tests/tests/create_log.rs.
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
     let err = stderr(&out);
+    assert!(
+        err.starts_with("wardenctl: create failed at start.sh: "),
+        "{err}"
+    );
     let id = err
         .split("container id ")
         .nth(1)

@@ -10,10 +10,31 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum HookError {
-    #[error("cannot run {path}: {source}")]
-    Spawn { path: PathBuf, source: io::Error },
+    // `error`, not `source`: the reason is in the message already, and a
+    // source would print it twice in an anyhow chain.
+    #[error("cannot run {path}: {error}{}", interpreter_note(path, error))]
+    Spawn { path: PathBuf, error: io::Error },
     #[error("{path} failed: {status}")]
     Failed { path: PathBuf, status: ExitStatus },
+}
+
+/// ENOENT for a hook that is there means its `#!` interpreter is not: in a
+/// container, a rootfs without /bin/sh.
+fn interpreter_note(path: &Path, error: &io::Error) -> String {
+    if error.kind() != io::ErrorKind::NotFound {
+        return String::new();
+    }
+    let Ok(text) = std::fs::read(path) else {
+        return String::new();
+    };
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    match first.strip_prefix(b"#!") {
+        Some(interpreter) => format!(
+            " (the hook is there: its interpreter, {}, is missing; is the rootfs complete?)",
+            String::from_utf8_lossy(interpreter).trim()
+        ),
+        None => String::new(),
+    }
 }
 
 /// Run the hook at `path` with `env` added, and wait for it. Anything but a
@@ -23,9 +44,9 @@ pub fn run(path: &Path, env: &[(&str, String)]) -> Result<(), HookError> {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let status = cmd.status().map_err(|source| HookError::Spawn {
+    let status = cmd.status().map_err(|error| HookError::Spawn {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     if status.success() {
         Ok(())
@@ -47,9 +68,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let missing = dir.join("missing.sh");
         assert!(matches!(run(&missing, &[]), Err(HookError::Spawn { .. })));
+        let no_sh = dir.join("no-interpreter.sh");
+        std::fs::write(&no_sh, "#!/nonexistent/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&no_sh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = run(&no_sh, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("interpreter, /nonexistent/sh, is missing"),
+            "{err}"
+        );
         let hook = dir.join("hook.sh");
         std::fs::write(&hook, "#!/bin/sh\nexit \"$CODE\"\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(run(&hook, &[("CODE", "0".into())]).is_ok());
         let err = run(&hook, &[("CODE", "3".into())]).unwrap_err();

@@ -160,7 +160,7 @@ pub fn start(args: &StartArgs) -> Result<()> {
         Ok(1) => {}
         Ok(_) => {
             let status = guard.0.take().map(|p| waitpid(p, None));
-            bail!("the container's init died before acknowledging: {status:?}");
+            bail!("{}", init_died(status));
         }
         Err(e) => bail!("waiting for the container's acknowledgement: {e}"),
     }
@@ -173,6 +173,18 @@ pub fn start(args: &StartArgs) -> Result<()> {
         eprintln!("wshd: warning: {}: {e:#}", features.display());
     }
     Ok(())
+}
+
+/// A sentence for the container's init (wshd in the container) ending
+/// before it said it was ready; its own reason is on the lines before.
+fn init_died(status: Option<nix::Result<nix::sys::wait::WaitStatus>>) -> String {
+    use nix::sys::wait::WaitStatus;
+    let how = match status {
+        Some(Ok(WaitStatus::Exited(_, code))) => format!("exited with status {code}"),
+        Some(Ok(WaitStatus::Signaled(_, signal, _))) => format!("was killed by {signal}"),
+        _ => "ended".to_string(),
+    };
+    format!("the container's wshd (its init) {how} before it was ready")
 }
 
 /// Tell clients, without a request, what this wshd speaks and how to know
@@ -307,4 +319,31 @@ fn container_side(c: &Child) -> Result<std::convert::Infallible> {
     let no_env: [CString; 0] = [];
     let err = execve(c"/sbin/wshd", &argv, &no_env).unwrap_err();
     Err(anyhow!("exec /sbin/wshd --continue: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::WaitStatus;
+
+    #[test]
+    fn an_early_init_death_is_a_sentence() {
+        let pid = nix::unistd::Pid::from_raw(7);
+        assert_eq!(
+            init_died(Some(Ok(WaitStatus::Exited(pid, 1)))),
+            "the container's wshd (its init) exited with status 1 before it was ready"
+        );
+        assert_eq!(
+            init_died(Some(Ok(WaitStatus::Signaled(
+                pid,
+                nix::sys::signal::SIGKILL,
+                false
+            )))),
+            "the container's wshd (its init) was killed by SIGKILL before it was ready"
+        );
+        assert_eq!(
+            init_died(None),
+            "the container's wshd (its init) ended before it was ready"
+        );
+    }
 }

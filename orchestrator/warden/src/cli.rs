@@ -86,9 +86,82 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
     })
 }
 
+/// The same command line as a clap `Command`, for the man page and the
+/// shell completions only (`warden __generate ...`, see clidoc); `parse`
+/// stays the parser, as upstream's OptionParser. The test below holds the
+/// two together.
+pub fn command() -> clap::Command {
+    use clap::{Arg, ArgAction, Command};
+    Command::new("warden")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("The interactive Warden client: a warden> shell, or one command after --")
+        .long_about(
+            "The interactive Warden client (upstream's bin/warden): without a command it reads \
+             commands from a warden> prompt (or from stdin when that is not a terminal); \
+             `warden -- COMMAND ARGS` runs one command and exits with the job's status for \
+             run, stream and link. `warden -- help` lists the commands.",
+        )
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("socket")
+                .long("socket")
+                .value_name("PATH")
+                .value_hint(clap::ValueHint::FilePath)
+                .help(format!("Warden socket path (default: {DEFAULT_SOCKET})")),
+        )
+        .arg(
+            Arg::new("trace")
+                .long("trace")
+                .action(ArgAction::SetTrue)
+                .help(
+                "Write each command preceded by a '+', and each request and response, to stderr",
+            ),
+        )
+        .arg(
+            Arg::new("exit_on_error")
+                .long("exit_on_error")
+                .action(ArgAction::SetTrue)
+                .help("Exit after the first unsuccessful command"),
+        )
+        .arg(
+            Arg::new("help")
+                .long("help")
+                .short('h')
+                .action(ArgAction::Help)
+                .help("Show help"),
+        )
+        .arg(
+            Arg::new("command")
+                .value_name("COMMAND")
+                .num_args(1..)
+                .last(true)
+                .help("One command and its arguments (e.g. create --grace_time 60)"),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clap_description_matches_the_parser() {
+        let cmd = command();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            let mut words = vec![format!("--{long}")];
+            if arg.get_action().takes_values() {
+                words.push("/x".into());
+            }
+            assert!(
+                parse(words.iter().map(OsString::from)).is_ok(),
+                "warden does not take {words:?}"
+            );
+        }
+        command().debug_assert();
+    }
 
     fn p(args: &[&str]) -> Result<Invocation, UsageError> {
         parse(args.iter().map(OsString::from))

@@ -20,7 +20,12 @@ use std::process::ExitCode;
 use cli::Invocation;
 
 fn main() -> ExitCode {
-    let code = match cli::parse(std::env::args_os().skip(1)) {
+    // Man page and completions for `make install` (clidoc).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = clidoc::dispatch(&args, cli::command) {
+        return code;
+    }
+    let code = match cli::parse(args.into_iter().skip(1)) {
         Err(cli::UsageError(message)) => {
             eprintln!("warden: {message}\n{}", help::SHORT_USAGE);
             2

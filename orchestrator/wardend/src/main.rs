@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use orchestrator::{Depot, Paths};
 
 #[derive(Parser)]
@@ -36,10 +36,11 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Directory holding the helpers (wshd, wsh, iomux-*, cgroup-devices;
-    /// default: wardend's own).
+    /// default: wardend's own when wshd is there, else ../lib/warden).
     #[arg(long, env = "WARDEN_BIN_DIR")]
     bin_dir: Option<PathBuf>,
-    /// Directory holding root/ and skeleton/ (the setup scripts).
+    /// Directory holding root/ and skeleton/ (the setup scripts; default:
+    /// setup-scripts/ beside wardend, ../share/warden, the source tree).
     #[arg(long, env = "WARDEN_SCRIPTS_DIR")]
     scripts_dir: Option<PathBuf>,
 }
@@ -49,6 +50,10 @@ fn main() -> ExitCode {
     // executable (see orchestrator::jobs), which here is wardend.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = orchestrator::internal::dispatch(&args) {
+        return code;
+    }
+    // Man page and completions for `make install` (clidoc).
+    if let Some(code) = clidoc::dispatch(&args, Cli::command) {
         return code;
     }
     let cli = Cli::parse();
