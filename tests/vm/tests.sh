@@ -32,7 +32,7 @@ wshd-start wshd-exit-codes wshd-stdio wshd-users wshd-tty wshd-fds wshd-teardown
 wardenctl-setup wardenctl-create wardenctl-run wardenctl-spawn-link pids-max
 wardenctl-stop wardenctl-destroy wardenctl-two-containers
 device-whitelist memory-oom oom-tool cpu-weight disk-loop disk-quota repquota-tool net-out net-in
-confinement confinement-nested wardend"
+confinement confinement-nested wardend observe"
 
 fail() {
   echo "$*" >&2
@@ -656,6 +656,39 @@ t_wardend() {
 # The warden shell, one command, on the test's wardend.
 warden_cmd() {
   "$BIN/warden" --socket "$STATE/wardend/warden.sock" -- "$@"
+}
+
+# events, ps and stats on cgroup v2 (tests/tests/observe.rs checks them in
+# detail on the build machine's v1).
+ps_has_sleep() {
+  ctl ps "$1" 2> /dev/null | grep -q "sleep 60"
+}
+t_observe() {
+  ctr obs1
+  capture ctl limit-memory obs1 67108864
+  expect "limit-memory ($err)" "$rc" 0
+  capture ctl spawn obs1 -- sleep 60
+  expect "spawn ($err)" "$rc" 0
+  wait_for "ps to list the sleep" 30 ps_has_sleep obs1
+  stats=$(ctl stats obs1 --json) || fail "stats failed"
+  expect "stats: memory limit ($stats)" "$(json_num limit_bytes "$stats")" 67108864
+  [ "$(json_num usage_bytes "$stats")" -gt 0 ] || fail "stats: no memory usage: $stats"
+  [ "$(json_num current "$stats")" -ge 2 ] || fail "stats: fewer than 2 pids: $stats"
+  expect "stats: pids max ($stats)" "$(json_num max "$stats")" "$(cat "$cg/pids.max")"
+  [ "$(json_num usage_ns "$stats")" -gt 0 ] || fail "stats: no cpu time: $stats"
+  pslist=$(ctl ps obs1 --json) || fail "ps failed"
+  case "$pslist" in
+    *'"user":"vcap"'*'"command":"sleep 60"'* | *'"command":"sleep 60"'*'"user":"vcap"'*) ;;
+    *) fail "ps: no sleep 60 of vcap's: $pslist" ;;
+  esac
+  capture ctl run obs1 -- sh -c "x=\$(head -c 100000000 /dev/zero | tr '\\0' a); echo alive"
+  case "$out" in *alive*) fail "the allocation survived the limit (exit $rc)" ;; esac
+  wait_for "obs1 to be stopped after the OOM kill" 60 is_stopped obs1
+  ev=$(ctl events obs1 --json)
+  for kind in create oom job_exit; do
+    case "$ev" in *"\"kind\":\"$kind\""*) ;; *) fail "events: no $kind: $ev" ;; esac
+  done
+  gone obs1 "$id"
 }
 
 t_memory_oom() {
