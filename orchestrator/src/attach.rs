@@ -74,27 +74,33 @@ pub(crate) fn start(
     discard_output: bool,
     mut spawner_exited: impl FnMut() -> bool,
 ) -> Result<Recording> {
-    let streams = [
-        connect(dir, Stream::Stdout.socket_name(), &mut spawner_exited)?,
-        connect(dir, Stream::Stderr.socket_name(), &mut spawner_exited)?,
-    ];
-    let status = connect(dir, wire::iomux::STATUS_SOCKET, &mut spawner_exited)?;
+    // While iomux-spawn starts.
     let logs = if discard_output {
         None
     } else {
         Some(Logs::open(instance, dir)?)
     };
+    let streams = [
+        connect(dir, Stream::Stdout.socket_name(), &mut spawner_exited)?,
+        connect(dir, Stream::Stderr.socket_name(), &mut spawner_exited)?,
+    ];
+    let status = connect(dir, wire::iomux::STATUS_SOCKET, &mut spawner_exited)?;
     let (tx, rx) = mpsc::channel();
     let dir = dir.to_path_buf();
     std::thread::Builder::new()
         .name("job recorder".into())
         .spawn(move || {
             let code = follow(&dir, streams, status, logs);
-            if let Err(e) = crate::jobs::record_exit(&dir, code) {
+            if let Err(e) = crate::jobs::write_exit_status(&dir, code) {
                 eprintln!("wardend: {e}");
             }
             drop(lock);
             let _ = tx.send(());
+            // The waiter has its answer; the event and the running mark
+            // need not hold it up.
+            if let Err(e) = crate::jobs::note_exit(&dir, code) {
+                eprintln!("wardend: {e}");
+            }
         })
         .map_err(Error::io("start the job's recorder thread"))?;
     Ok(Recording { done: rx })

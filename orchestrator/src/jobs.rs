@@ -274,10 +274,21 @@ fn has_ended(dir: &Path) -> bool {
     dir.join("exit_status").exists()
 }
 
-/// Records the job's exit code (`exit_status`), then clears its running
-/// mark.
+/// Records the job's exit code (`exit_status`), then its event, and
+/// clears its running mark.
 pub(crate) fn record_exit(dir: &Path, code: i32) -> Result<()> {
-    write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())?;
+    write_exit_status(dir, code)?;
+    note_exit(dir, code)
+}
+
+/// The job's end as everyone waiting on it sees it.
+pub(crate) fn write_exit_status(dir: &Path, code: i32) -> Result<()> {
+    write_atomic(&dir.join("exit_status"), format!("{code}\n").as_bytes())
+}
+
+/// After `write_exit_status`: the job's event and its running mark, which
+/// nobody waits on (a mark left behind is cleared by the next reader).
+pub(crate) fn note_exit(dir: &Path, code: i32) -> Result<()> {
     // The recorder is who sees the job end: the event is its to write,
     // with the signal when wsh's status (or iomux-spawn's) names one.
     if let Ok(instance) = instance_of_job(dir) {
@@ -317,16 +328,36 @@ fn new_job_dir(instance: &Instance) -> Result<(u32, PathBuf)> {
             }
         }
     }
-    let mut next = job_ids(instance).last().copied().unwrap_or(0) + 1;
+    // The next id is kept in `jobs/.next`, a hint: reading every job's
+    // name to find the highest costs a long-lived container more with each
+    // job. A stale hint (a wardenctl that predates it) costs a few mkdirs,
+    // and past a few the directory is read after all.
+    let hint = root.join(NEXT_FILE);
+    let mut next = fs::read_to_string(&hint)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| job_ids(instance).last().copied().unwrap_or(0) + 1);
+    let mut taken = 0;
     loop {
         let dir = root.join(next.to_string());
         if create_private_dir(&dir)? {
             create_file(&marks.join(next.to_string()))?;
+            // Only a hint: a failure to keep it costs the next spawn a read.
+            let _ = write_atomic(&hint, format!("{}\n", next + 1).as_bytes());
             return Ok((next, dir));
         }
-        next += 1;
+        taken += 1;
+        next = if taken == 8 {
+            job_ids(instance).last().copied().unwrap_or(0) + 1
+        } else {
+            next + 1
+        };
     }
 }
+
+/// The next job id's hint, in the jobs directory.
+const NEXT_FILE: &str = ".next";
 
 fn create_file(path: &Path) -> Result<File> {
     open_private(path, false)
@@ -1090,6 +1121,21 @@ mod tests {
         assert_eq!(exit_status(&dir), Some(7));
         assert!(!jobs.join(".running/3").exists());
         assert_eq!(running(&instance), vec![2]);
+
+        // The next id comes from the hint; a stale one costs mkdirs only.
+        assert_eq!(fs::read_to_string(jobs.join(".next")).unwrap(), "4\n");
+        fs::write(jobs.join(".next"), "1\n").unwrap();
+        let (id, dir4) = new_job_dir(&instance).unwrap();
+        assert_eq!(id, 4, "past the taken ids");
+        record_exit(&dir4, 0).unwrap();
+        fs::write(jobs.join(".next"), "junk\n").unwrap();
+        assert_eq!(
+            new_job_dir(&instance).unwrap().0,
+            5,
+            "an unreadable hint: the directory"
+        );
+        fs::remove_dir_all(jobs.join("5")).unwrap();
+        fs::remove_file(jobs.join(".running/5")).unwrap();
 
         // Ended without its mark cleared (its recorder died in between).
         fs::write(jobs.join("2/exit_status"), "1\n").unwrap();
