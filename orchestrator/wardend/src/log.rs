@@ -86,28 +86,10 @@ pub fn log(level: Level, message: std::fmt::Arguments<'_>) {
     }
 }
 
-/// `2026-12-01T13:05:09.123Z` for a time since the epoch (UTC; civil
-/// date from the day count, Howard Hinnant's algorithm).
+/// `2026-12-01T13:05:09.123Z` for a time since the epoch (UTC), as the
+/// library stamps container events.
 fn timestamp(since_epoch: std::time::Duration) -> String {
-    let secs = since_epoch.as_secs();
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since_epoch.subsec_millis()
-    )
+    orchestrator::events::rfc3339(std::time::UNIX_EPOCH + since_epoch)
 }
 
 #[macro_export]
