@@ -22,7 +22,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -274,7 +273,7 @@ pub fn show(
     mut sink: impl FnMut(&Event) -> io::Result<()>,
 ) -> Result<()> {
     let instance = Instance::open(depot, handle)?;
-    let identity = dir_identity(&instance);
+    let identity = instance.dir_identity();
     let mut reader = LogReader::new();
     let mut emit = |events: Vec<Event>| -> Result<()> {
         for event in &events {
@@ -290,7 +289,7 @@ pub fn show(
         std::thread::sleep(FOLLOW_POLL);
         // Looked at before the read: what was written before the
         // directory went is still read from the open log.
-        let gone = identity.is_none() || dir_identity(&instance) != identity;
+        let gone = identity.is_none() || instance.dir_identity() != identity;
         match reader.read_new(&instance) {
             Ok(events) => emit(events)?,
             Err(_) if gone => {}
@@ -300,14 +299,6 @@ pub fn show(
             return Ok(());
         }
     }
-}
-
-/// The instance directory's device and inode: a new container made under
-/// the same handle is another directory.
-fn dir_identity(instance: &Instance) -> Option<(u64, u64)> {
-    fs::metadata(&instance.path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
 }
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-12-01T15:40:00.123Z`.

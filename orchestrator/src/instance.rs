@@ -67,6 +67,13 @@ pub struct InstanceLock {
 }
 
 impl Instance {
+    /// The container directory's device and inode: a container made anew
+    /// under the same handle is another directory (followers end there).
+    pub fn dir_identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()))
+    }
+
     pub fn open(depot: &Depot, handle: &str) -> Result<Self> {
         let path = depot.existing(handle)?;
         Ok(Instance {

@@ -4,7 +4,6 @@
 //! A value the host cannot tell (no such controller, no device) is none:
 //! `null` in JSON, `-` in text; a limit that is none means no limit.
 
-use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -290,13 +289,13 @@ pub fn show(
     mut sink: impl FnMut(&Stats) -> std::io::Result<()>,
 ) -> Result<()> {
     let instance = Instance::open(depot, handle)?;
-    let identity = dir_identity(&instance.path);
+    let identity = instance.dir_identity();
     loop {
         let started = Instant::now();
         let stats = match sample(&instance) {
             Ok(s) => s,
             // Destroyed between two samples.
-            Err(_) if follow && dir_identity(&instance.path) != identity => return Ok(()),
+            Err(_) if follow && instance.dir_identity() != identity => return Ok(()),
             Err(e) => return Err(e),
         };
         sink(&stats).map_err(Error::io("write the stats"))?;
@@ -306,7 +305,7 @@ pub fn show(
         // The next sample a second after this one began; a destroy ends
         // the wait within a tenth of it.
         while started.elapsed() < Duration::from_secs(1) {
-            if dir_identity(&instance.path) != identity {
+            if instance.dir_identity() != identity {
                 return Ok(());
             }
             std::thread::sleep(
@@ -315,11 +314,6 @@ pub fn show(
             );
         }
     }
-}
-
-fn dir_identity(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The limits in force on a container; none means no limit (or, for the

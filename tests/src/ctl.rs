@@ -369,14 +369,23 @@ pub fn assert_gone(depot: &TestDepot, handle: &str, id: &str) {
         "a loop device is left: {loops}"
     );
     let instance_path = instance.to_string_lossy().into_owned();
-    for pid in live_pids() {
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    for (pid, cmdline) in live_cmdlines() {
         assert!(
             !cmdline.contains(&instance_path) && !cmdline.contains(&format!("wshd: {id}")),
             "process {pid} is left: {cmdline}"
         );
     }
+}
+
+/// Live processes with their command lines (words joined by spaces).
+pub fn live_cmdlines() -> Vec<(u32, String)> {
+    live_pids()
+        .into_iter()
+        .map(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            (pid, String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        })
+        .collect()
 }
 
 /// Pids of processes that are not zombies.

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tests::ctl::{assert_gone, assert_ok, live_pids, stdout, wait_for};
+use tests::ctl::{assert_gone, assert_ok, live_cmdlines, stdout, wait_for};
 use tests::wardend::{error_text, Client, TestServer};
 use warden_protocol::{pb, Response};
 
@@ -814,14 +814,7 @@ fn sigkill_during_a_stream_and_a_create_then_restart() {
         c.destroy("halfway");
     }
     c.destroy(&handle);
-    for pid in live_pids() {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let text = String::from_utf8_lossy(&cmdline);
-        assert!(
-            !text.contains(s.depot.dir.to_str().unwrap()),
-            "process {pid} is left: {text}"
-        );
-    }
+    assert_no_process_of(&s.depot.dir);
 }
 
 /// A `run` is recorded by a thread of wardend (no recorder process, no
@@ -850,13 +843,9 @@ fn sigkill_during_a_run_then_restart_keeps_every_byte_once() {
         "a run through wardend starts no recorder process"
     );
     let recorders = |dir: &std::path::Path| {
-        live_pids()
-            .into_iter()
-            .filter(|pid| {
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                let text = String::from_utf8_lossy(&cmdline);
-                text.contains("__record") && text.contains(dir.to_str().unwrap())
-            })
+        live_cmdlines()
+            .iter()
+            .filter(|(_, text)| text.contains("__record") && text.contains(dir.to_str().unwrap()))
             .count()
     };
     assert_eq!(recorders(&job), 0, "no recorder process for a run");
@@ -890,14 +879,7 @@ fn sigkill_during_a_run_then_restart_keeps_every_byte_once() {
     );
     assert_eq!(code, 3);
     c.destroy(&handle);
-    for pid in live_pids() {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let text = String::from_utf8_lossy(&cmdline);
-        assert!(
-            !text.contains(s.depot.dir.to_str().unwrap()),
-            "process {pid} is left: {text}"
-        );
-    }
+    assert_no_process_of(&s.depot.dir);
 }
 
 #[test]
@@ -1220,4 +1202,14 @@ fn the_warden_shell_drives_wardend() {
         "warden -- destroy",
     );
     assert_gone(&s.depot, "shell", &id);
+}
+
+/// No live process names anything under `dir` (the test's depot).
+fn assert_no_process_of(dir: &std::path::Path) {
+    for (pid, text) in live_cmdlines() {
+        assert!(
+            !text.contains(dir.to_str().unwrap()),
+            "process {pid} is left: {text}"
+        );
+    }
 }
