@@ -24,6 +24,7 @@
 # Targets (issue 14), as ratios to runc_run in the same run: warden_start
 # <= 1.0, warden_destroy <= 0.5, warden_cycle <= 1.5. Results: a table on stdout and
 # bench/results/lifecycle.csv (case,run,value,unit: one row per run and case).
+# SETTLE (default 0.25 s): the pause before each case.
 # Env: BIN_DIR or WARDEN_BIN_DIR (default target/x86_64-unknown-linux-gnu/release),
 # ROOTFS or WARDEN_TEST_ROOTFS (default target/rootfs/busybox), BENCH_RESULTS
 # (default bench/results). Needs root, `wardenctl setup` done (it is
@@ -95,15 +96,22 @@ mkdir -p "$WORK/bundle"
 sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"$/"\/bin\/true"/' \
   -e "s|\"path\": \"rootfs\"|\"path\": \"$ROOTFS\"|" "$WORK/bundle/config.json"
 
+# Each case starts on a settled kernel: what a destroy leaves to the kernel
+# (a network namespace's cleanup, RCU callbacks) runs after it returns and
+# slowed whichever case came next by up to 2x (runc, measured right after a
+# destroy, took 98 ms where it takes 40 alone).
+SETTLE=${SETTLE:-0.25}
 starts=() opens=() destroys=() runcs=()
 for i in $(seq "$RUNS"); do
   h=bench$i
+  sleep "$SETTLE"
   t0=$(now_ns)
   "$W" create --handle "$h" --rootfs "$ROOTFS" --pool-network "$POOL" >/dev/null
   "$W" run "$h" -- /bin/true
   t1=$(now_ns)
   "$W" destroy "$h"
   t2=$(now_ns)
+  sleep "$SETTLE"
   starts+=("$(ms "$t0" "$t1")")
   destroys+=("$(ms "$t1" "$t2")")
 
@@ -114,6 +122,7 @@ for i in $(seq "$RUNS"); do
   "$W" destroy "$h"
   opens+=("$(ms "$t0" "$t1")")
 
+  sleep "$SETTLE"
   t0=$(now_ns)
   runc run --bundle "$WORK/bundle" "lifecycle-bench-$$" </dev/null
   t1=$(now_ns)

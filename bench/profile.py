@@ -5,7 +5,7 @@
 
 FILE holds lines "NS B|E PATH" (orchestrator/src/profile.rs): NS a
 CLOCK_REALTIME time in nanoseconds, PATH a step's place in the tree
-("/create/start.sh/wshd/clone"). A step begins at its B; it ends at its E
+("/create/create.sh/setup.sh/upper layer"). A step begins at its B; it ends at its E
 when there is one, else when the next step of the same parent begins, else
 when its parent ends (scripts only mark where each step begins).
 

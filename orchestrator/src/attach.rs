@@ -43,6 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A job being recorded by a thread of this process.
 pub struct Recording {
     done: mpsc::Receiver<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Recording {
@@ -59,6 +60,13 @@ impl Recording {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
+    }
+
+    /// Waits for the thread's last writes (the job's event, the running
+    /// mark cleared), which come after the answer: for a caller about to
+    /// exit, whose exit would cut them off.
+    pub fn finish(self) {
+        let _ = self.thread.join();
     }
 }
 
@@ -87,23 +95,23 @@ pub(crate) fn start(
     let status = connect(dir, wire::iomux::STATUS_SOCKET, &mut spawner_exited)?;
     let (tx, rx) = mpsc::channel();
     let dir = dir.to_path_buf();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("job recorder".into())
         .spawn(move || {
             let code = follow(&dir, streams, status, logs);
             if let Err(e) = crate::jobs::write_exit_status(&dir, code) {
-                eprintln!("wardend: {e}");
+                eprintln!("job recorder: {e}");
             }
             drop(lock);
             let _ = tx.send(());
             // The waiter has its answer; the event and the running mark
             // need not hold it up.
             if let Err(e) = crate::jobs::note_exit(&dir, code) {
-                eprintln!("wardend: {e}");
+                eprintln!("job recorder: {e}");
             }
         })
         .map_err(Error::io("start the job's recorder thread"))?;
-    Ok(Recording { done: rx })
+    Ok(Recording { done: rx, thread })
 }
 
 /// A connection to one of iomux-spawn's sockets, retried while it is not

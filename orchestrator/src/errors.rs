@@ -18,7 +18,8 @@
 //!
 //! `run`, `link` and `stream` exit with the job's own code once the job
 //! exists, or 128+N when signal N killed it (see [`crate::exits`]; 255
-//! where the container reported no wait status).
+//! where the container reported no wait status). A `run` interrupted by
+//! signal N exits 128+N too (the job goes on).
 
 use std::io;
 use std::path::PathBuf;
@@ -70,12 +71,25 @@ pub enum Error {
     /// A wait given up because its result was no longer wanted.
     #[error("cancelled: nobody waits for the result any more")]
     Cancelled,
+    /// A `run` left at a signal; the job goes on, recorded.
+    #[error("interrupted by {}; job {job} goes on: wardenctl link {handle} {job}", signal_name(*.signal))]
+    Interrupted {
+        signal: i32,
+        handle: String,
+        job: u32,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: io::Error,
     },
+}
+
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
 }
 
 fn failed_note(log: Option<&std::path::Path>, tail: &[String]) -> String {
@@ -107,6 +121,7 @@ impl Error {
             Error::Tool(_) => 11,
             Error::Unsupported(_) => 12,
             Error::Cancelled => 1,
+            Error::Interrupted { signal, .. } => 128 + signal,
             Error::CreateFailed { source, .. } => source.exit_code(),
         }
     }

@@ -364,7 +364,7 @@ fn create_file(path: &Path) -> Result<File> {
 }
 
 pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
-    spawn_with(depot, handle, opts, false).map(|(id, _)| id)
+    spawn_with(depot, handle, opts, Recorder::Process).map(|(id, _)| id)
 }
 
 /// As [`spawn`], the job recorded by a thread of this process rather than
@@ -375,16 +375,37 @@ pub fn spawn_attached(
     handle: &str,
     opts: &SpawnOptions,
 ) -> Result<(u32, crate::attach::Recording)> {
-    let (id, recording) = spawn_with(depot, handle, opts, true)?;
+    attached(depot, handle, opts, Recorder::Thread { posix_spawn: true })
+}
+
+fn attached(
+    depot: &Depot,
+    handle: &str,
+    opts: &SpawnOptions,
+    recorder: Recorder,
+) -> Result<(u32, crate::attach::Recording)> {
+    let (id, recording) = spawn_with(depot, handle, opts, recorder)?;
     let recording = recording.ok_or_else(|| Error::Tool("the job has no recorder".into()))?;
     Ok((id, recording))
+}
+
+/// Who records a new job.
+#[derive(Clone, Copy)]
+enum Recorder {
+    /// A recorder process of its own (`wardenctl __record`).
+    Process,
+    /// A thread of this process ([`crate::attach`]). iomux-spawn is
+    /// started by posix_spawn when no terminal's signals can reach it
+    /// before it makes its own session (wardend), else by fork with the
+    /// session made before exec.
+    Thread { posix_spawn: bool },
 }
 
 fn spawn_with(
     depot: &Depot,
     handle: &str,
     opts: &SpawnOptions,
-    attached: bool,
+    recorder: Recorder,
 ) -> Result<(u32, Option<crate::attach::Recording>)> {
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(false)?;
@@ -402,7 +423,7 @@ fn spawn_with(
     }
     let opts = &with_image(&instance, opts)?;
     let (id, dir) = new_job_dir(&instance)?;
-    match start_job(&instance, &dir, opts, attached) {
+    match start_job(&instance, &dir, opts, recorder) {
         Ok(recording) => Ok((id, recording)),
         Err(e) => {
             kill_job_processes(&dir);
@@ -429,6 +450,60 @@ pub fn run_attached(
     }
     // Recorded by now (else the link repairs the recorder and waits).
     let result = link_output_while(depot, handle, &id.to_string(), wanted)?;
+    Ok((id, result))
+}
+
+/// `run` for a command in front of a terminal (wardenctl): the job is
+/// recorded by a thread of this process, as wardend's run is, where a
+/// recorder process and iomux-link would cost two more processes and the
+/// polls between them. SIGINT, SIGTERM, SIGHUP and SIGQUIT, blocked from
+/// here on, hand the recording to a recorder process (it continues from
+/// the saved cursors once this process is gone) and end the wait with
+/// [`Error::Interrupted`]: the job goes on and keeps every byte, as with a
+/// recorder from the start. Only a SIGKILL leaves the job without one
+/// until the next `link` or `stream` of it starts one.
+pub fn run_here(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<(u32, JobResult)> {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(signal);
+    }
+    set.thread_block()
+        .map_err(|e| Error::io("block signals")(e.into()))?;
+    let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::io("signalfd")(e.into()))?;
+    let (id, recording) = {
+        let _step = crate::profile::step("spawn");
+        attached(depot, handle, opts, Recorder::Thread { posix_spawn: false })?
+    };
+    let _step = crate::profile::step("link (until the job's exit)");
+    let mut caught = None;
+    let ended = recording.wait_while(|| {
+        caught = signals
+            .read_signal()
+            .ok()
+            .flatten()
+            .map(|s| s.ssi_signo as i32);
+        caught.is_none()
+    });
+    if !ended {
+        let dir = jobs_dir(&Instance::open(depot, handle)?).join(id.to_string());
+        // Waits for this process's record.lock, then takes over.
+        start_recorder(&dir, opts.discard_output)?;
+        return Err(Error::Interrupted {
+            signal: caught.unwrap_or(libc::SIGINT),
+            handle: handle.to_string(),
+            job: id,
+        });
+    }
+    recording.finish();
+    let result = link_output(depot, handle, &id.to_string())?;
     Ok((id, result))
 }
 
@@ -466,7 +541,7 @@ fn start_job(
     instance: &Instance,
     dir: &Path,
     opts: &SpawnOptions,
-    attached: bool,
+    recorder: Recorder,
 ) -> Result<Option<crate::attach::Recording>> {
     let script_path = dir.join("script");
     write_atomic(&script_path, &opts.script)?;
@@ -491,17 +566,18 @@ fn start_job(
         .stdin(script)
         .stdout(create_file(&dir.join("spawn.out"))?)
         .stderr(create_file(&dir.join("spawn.err"))?);
-    let mut spawner = if attached {
-        process::spawn_self_detaching(&mut command, "iomux-spawn")?
-    } else {
-        process::spawn_detached(&mut command, "iomux-spawn")?
+    let mut spawner = match recorder {
+        Recorder::Thread { posix_spawn: true } => {
+            process::spawn_self_detaching(&mut command, "iomux-spawn")?
+        }
+        _ => process::spawn_detached(&mut command, "iomux-spawn")?,
     };
     write_atomic(
         &dir.join("spawn.pid"),
         format!("{}\n", spawner.id()).as_bytes(),
     )?;
 
-    if attached {
+    if let Recorder::Thread { .. } = recorder {
         if opts.discard_output {
             write_atomic(&dir.join("discard_output"), b"")?;
         }
@@ -983,13 +1059,20 @@ impl Follower {
     }
 }
 
-/// Spawn then link.
+/// Spawn then link ([`run_here`]), the job's output written to ours once
+/// it has ended.
 pub fn run(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<JobEnd> {
-    let step = crate::profile::step("spawn");
-    let id = spawn(depot, handle, opts)?;
-    drop(step);
-    let _step = crate::profile::step("link (until the job's exit)");
-    link(depot, handle, &id.to_string())
+    let (result, end) = run_report(depot, handle, opts)?;
+    write_out(&mut io::stdout().lock(), &result.stdout)?;
+    write_out(&mut io::stderr().lock(), &result.stderr)?;
+    Ok(end)
+}
+
+/// [`run_here`] and how the job ended.
+pub fn run_report(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<(JobResult, JobEnd)> {
+    let (id, result) = run_here(depot, handle, opts)?;
+    let end = end_of(depot, handle, &id.to_string(), result.exit_status)?;
+    Ok((result, end))
 }
 
 /// Waits (up to `timeout`) for every job to have an exit status.

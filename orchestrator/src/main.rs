@@ -224,6 +224,12 @@ enum Cmd {
         json: bool,
     },
     /// Spawn, then link.
+    #[command(
+        after_help = "wardenctl records the job itself while it waits. SIGINT, SIGTERM, \
+                            SIGHUP or SIGQUIT hand the job to a recorder process: wardenctl \
+                            exits 128+N and the job goes on (`wardenctl link HANDLE JOB` gets \
+                            its output and status)."
+    )]
     Run(SpawnArgs),
     /// An interactive shell (or ARGV) in the container; TERM is the
     /// caller's (none when it has none).
@@ -739,8 +745,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             say(pick(&json, report::job_id(id), id.to_string()))?;
         }
         Cmd::Run(args) if args.json => {
-            let id = jobs::spawn(&depot, &args.handle, &args.options()?)?;
-            let (result, end) = jobs::link_report(&depot, &args.handle, &id.to_string())?;
+            let (result, end) = jobs::run_report(&depot, &args.handle, &args.options()?)?;
             say(report::job(&args.handle, &result, &end).to_string())?;
             return Ok(job_exit(&end));
         }

@@ -58,12 +58,20 @@ pub fn reap_detached() {
 
 pub fn spawn_detached(command: &mut Command, what: &str) -> Result<Detached> {
     // SAFETY: the closure runs in the child between fork and exec and only
-    // calls setsid(2), which is async-signal-safe and touches no memory of
-    // the parent.
+    // calls setsid(2) and sigprocmask(2), which are async-signal-safe, on a
+    // set on its own stack.
     #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(|| {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
+            // A caller waiting for its signals (jobs::run_here) has them
+            // blocked; the fork would hand the block on.
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(std::io::Error::from)?;
             Ok(())
         });
     }

@@ -2,7 +2,7 @@
 //! wardenctl itself, of every script it runs, of wshd and of its hooks, as
 //! lines `NS B|E PATH` appended to FILE (NS: CLOCK_REALTIME nanoseconds, as
 //! `date +%s%N`; PATH: the step's place in the tree, e.g.
-//! `/create/start.sh/wshd/hook-parent-after-clone.sh/cgroups`).
+//! `/create/create.sh/setup.sh/upper layer`).
 //! `bench/profile.py` turns a file of them into a table.
 //!
 //! Scripts cannot read a clock without starting a process, so wardenctl
@@ -94,6 +94,9 @@ fn prefer_this_thread() {
 /// Stamps every line that comes without a time with the time it came.
 fn collect(mut pipe: File) {
     prefer_this_thread();
+    // Signals are for the threads that wait for them (a run's: see
+    // jobs::run_here), never for this one.
+    let _ = nix::sys::signal::SigSet::all().thread_block();
     let mut pending = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

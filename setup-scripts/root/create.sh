@@ -1,6 +1,6 @@
 #!/bin/sh
 # create.sh INSTANCE_PATH: copy the skeleton to INSTANCE_PATH (which must not
-# exist), run its setup.sh in a private mount namespace, print the path.
+# exist), run its setup.sh, print the path.
 # The instance's environment (id, network_*, user_uid, rootfs_path, ...) is
 # passed through to setup.sh. With WARDEN_BIN_DIR set, wshd, wsh, iomux-spawn,
 # iomux-link and cgroup-devices are taken from there into the instance's bin/.
@@ -34,6 +34,10 @@ if [ -n "${WARDEN_PROFILE:-}" ]; then
   . "$skeleton/lib/profile.sh"
 else
   prof() { :; }
+  in_step() {
+    shift
+    "$@"
+  }
 fi
 prof "mkdir"
 target=$1
@@ -57,7 +61,13 @@ for f in "$skeleton"/* "$skeleton"/.[!.]* "$skeleton"/..?*; do
 done
 cp -a "$@" "$target/"
 
-prof "link helpers"
+# The helpers are linked while setup.sh runs (it does not need them).
+prof "link helpers, setup.sh (in parallel)"
+link_helpers() {
+  # Hard links cost nothing; copies are needed across filesystems.
+  ln -f "$@" "$target/bin/" 2>/dev/null || cp "$@" "$target/bin/"
+}
+linked=
 if [ -n "${WARDEN_BIN_DIR:-}" ]; then
   set -- wshd wsh iomux-spawn iomux-link cgroup-devices
   for b in "$@"; do
@@ -67,12 +77,17 @@ if [ -n "${WARDEN_BIN_DIR:-}" ]; then
     shift
     set -- "$@" "$WARDEN_BIN_DIR/$b"
   done
-  # Hard links cost nothing; copies are needed across filesystems.
-  ln -f "$@" "$target/bin/" 2>/dev/null || cp "$@" "$target/bin/"
+  in_step "link helpers" link_helpers "$@" &
+  linked=$!
 fi
 
-# setup.sh mounts nothing that outlives it, so a failure leaves only files.
-prof "setup.sh"
-unshare -m "$target/setup.sh" || die "$target/setup.sh failed"
+# setup.sh mounts nothing, so a failure leaves only files. The reference
+# ran it under `unshare -m`: a process and a mount namespace's copy and
+# teardown per create, for no mount.
+if ! in_step setup.sh "$target/setup.sh"; then
+  [ -z "$linked" ] || wait "$linked" || :
+  die "$target/setup.sh failed"
+fi
+[ -z "$linked" ] || wait "$linked" || die "cannot link the helpers from $WARDEN_BIN_DIR"
 trap - EXIT
 echo "$target"

@@ -18,7 +18,10 @@ else
   prof() { :; }
 fi
 
-if [ -x "$target/destroy.sh" ]; then
+# Not again when it already ran to its end (a server or wardenctl ran it
+# first, to reap the jobs' helpers in between): it would only find
+# run/destroyed and exit, one process for nothing.
+if [ -x "$target/destroy.sh" ] && [ ! -f "$target/run/destroyed" ]; then
   prof "destroy.sh"
   "$target/destroy.sh"
 fi

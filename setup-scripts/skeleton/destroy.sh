@@ -18,10 +18,12 @@ case "$0" in */*) cd "${0%/*}" ;; esac
 . ./lib/common.sh
 
 # Processes are what this costs (a shell builtin costs next to nothing), and
-# the kernel's part (a process tree exiting, a network device unregistered)
-# is mostly waiting: so wshd is killed first, and while the container dies
-# the iptables chains and both network devices are removed in parallel, by
-# children this script waits for (the kernel tells it when they end).
+# the kernel's part (a process tree exiting, a network device unregistered,
+# the RCU grace period iptables-restore waits for before it can exit) is
+# mostly waiting: so wshd is killed first, and while the container dies the
+# iptables chains and both network devices are removed in parallel, by
+# children this script waits for (the kernel tells it when they end); the
+# chains, the slowest, are waited for last, after the groups are removed.
 prof "kill wshd"
 # The pid file is trusted only when the pid is in the container's group: after
 # a reboot it could name anything.
@@ -37,7 +39,7 @@ if [ -f run/wshd.pid ]; then
 fi
 
 prof "net.sh teardown, links (in parallel)"
-./net.sh teardown &
+in_step "net.sh teardown" ./net.sh teardown &
 net_teardown=$!
 # The host end takes the container's end with it; deleted here rather than
 # left to the namespace's (asynchronous) end, which this would have to wait
@@ -49,14 +51,18 @@ for dev in "$network_host_iface" "$network_ifb_iface"; do
     links="$links $!"
   fi
 done
+
+# The devices first: unregistering the host's end takes about as long as
+# the container takes to die (its pid 1 reaping the rest), so after them
+# the first look normally finds the groups empty (looking sooner meant
+# polling, a sleep(1) process a round).
+prof "wait for links"
 for job in $links; do
   wait "$job" || true
 done
-wait "$net_teardown" || echo "destroy.sh: net.sh teardown failed, going on" >&2
 
 # Whatever is left in the groups (a wshd that died half-way leaves its child
-# behind) is killed until the groups are empty. Normally wshd died while
-# the network went, and the first look finds them empty.
+# behind) is killed until the groups are empty.
 prof "wait for empty groups"
 tries=0
 while :; do
@@ -106,6 +112,9 @@ for cg in $cgroups; do
   done
 done
 IFS=$old_ifs
+
+prof "wait for net.sh teardown"
+wait "$net_teardown" || echo "destroy.sh: net.sh teardown failed, going on" >&2
 
 # What the parallel deletion missed (a namespace still held open by someone
 # else keeps the container's end, and so the host's).

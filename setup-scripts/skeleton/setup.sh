@@ -1,6 +1,6 @@
 #!/bin/sh
 # Prepare a fresh instance directory (a copy of the skeleton). Run once by
-# root/create.sh, under `unshare -m`.
+# root/create.sh.
 #
 # Environment (as a Warden server passes it): id, network_host_ip,
 # network_container_ip, network_netmask, user_uid, rootfs_path,

@@ -335,6 +335,87 @@ fn job_survives_wardenctl_killed() {
     c.destroy();
 }
 
+/// SIGINT or SIGTERM to a `run` (its job recorded by a thread of
+/// wardenctl): a recorder process takes the job over, wardenctl says so and
+/// exits 128+N, and everything the job writes afterwards is kept once,
+/// in order: far more than iomux-spawn's ring would hold for nobody.
+#[test]
+fn an_interrupted_run_hands_its_job_to_a_recorder() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let Some(depot) = TestDepot::new("interrupt") else {
+        return;
+    };
+    let c = depot.create("interrupt", &[]);
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // A marker of its own per round: the upper layer is not to be
+        // changed from the host under a mounted overlay.
+        let started = format!("/tmp/started-{}", signal.as_str());
+        let script = format!(
+            "rm -f /tmp/go; touch {started}; echo start; \
+             while [ ! -e /tmp/go ]; do sleep 0.05; done; seq 1 200000; exit 6"
+        );
+        let mut run = depot
+            .command()
+            .args(["run", "interrupt", "--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("run's job", Duration::from_secs(10), || {
+            c.upper(&started).exists() || matches!(run.try_wait(), Ok(Some(_)))
+        });
+        if let Ok(Some(status)) = run.try_wait() {
+            let mut err = String::new();
+            run.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("run ended before its job started ({status}): {err}");
+        }
+        kill(Pid::from_raw(run.id() as i32), signal).unwrap();
+        let out = run.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(128 + signal as i32), "{err}");
+        let job = err
+            .split_once("; job ")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .map(|(job, _)| job.to_string())
+            .unwrap_or_else(|| panic!("no job named in {err:?}"));
+        assert!(
+            err.contains(&format!("interrupted by {}", signal.as_str())),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "run printed before the end");
+        // The recorder is there before the job goes on.
+        let root = depot.root.display().to_string();
+        let job_dir = format!("/interrupt/jobs/{job}");
+        let recorders = live_cmdlines()
+            .into_iter()
+            .filter(|(_, cmd)| {
+                cmd.contains("__record")
+                    && cmd
+                        .split(' ')
+                        .any(|arg| arg.starts_with(&root) && arg.ends_with(&job_dir))
+            })
+            .count();
+        assert_eq!(recorders, 1, "one recorder for job {job}");
+
+        c.sh("touch /tmp/go");
+        let linked = depot.ctl(&["link", "interrupt", &job]);
+        assert_code(&linked, 6, "link after the interrupt");
+        let mut want = String::from("start\n");
+        for n in 1..=200000 {
+            want.push_str(&format!("{n}\n"));
+        }
+        let got = stdout(&linked);
+        assert!(
+            got == want,
+            "{} bytes linked, {} written",
+            got.len(),
+            want.len()
+        );
+    }
+    c.destroy();
+}
+
 #[test]
 fn copy_in_and_out() {
     let Some(depot) = TestDepot::new("copy") else {

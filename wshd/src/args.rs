@@ -1,7 +1,7 @@
 //! Command-line flags.
 //!
-//! `wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME] [--unconfined]`
-//! starts a container; `wshd --continue --listen-fd N --ack-fd N
+//! `wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME] [--cgroup DIR]
+//! [--unconfined]` starts a container; `wshd --continue --listen-fd N --ack-fd N
 //! [--unconfined]` is how the container side re-executes itself after
 //! `pivot_root` (internal, never typed by hand).
 
@@ -29,6 +29,9 @@ pub struct StartArgs {
     pub lib: PathBuf,
     pub root: PathBuf,
     pub title: Option<OsString>,
+    /// A cgroup v2 group (made by the before-clone hook) for the
+    /// container's first process to be born in.
+    pub cgroup: Option<PathBuf>,
     /// Warden's `allow_nested_warden`: none of [`crate::confine`].
     pub unconfined: bool,
 }
@@ -48,12 +51,16 @@ pub enum Mode {
     Help,
 }
 
-pub const USAGE: &str = "Usage: wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME]
+pub const USAGE: &str =
+    "Usage: wshd [--run DIR] [--lib DIR] [--root DIR] [--title NAME] [--cgroup DIR]
 
   --run DIR    directory where the server socket wshd.sock is placed (default: run)
   --lib DIR    directory holding the hook scripts (default: lib)
   --root DIR   directory that becomes the container's root (default: root)
   --title NAME process title of the container's wshd
+  --cgroup DIR a cgroup v2 group the container's first process is born in
+               (CLONE_INTO_CGROUP), when it exists once the before-clone
+               hook has run; else the after-clone hook moves it there
   --unconfined no confinement: jobs keep every capability, no seccomp
                filter, no masked /proc (Warden's allow_nested_warden;
                root in such a container is root on the host)
@@ -75,6 +82,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Mode, ArgsErro
         lib: PathBuf::from("lib"),
         root: PathBuf::from("root"),
         title: None,
+        cgroup: None,
         unconfined: false,
     };
     let mut cont = false;
@@ -101,6 +109,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Mode, ArgsErro
             "--lib" => start.lib = value("--lib")?.into(),
             "--root" => start.root = value("--root")?.into(),
             "--title" => start.title = Some(value("--title")?),
+            "--cgroup" => start.cgroup = Some(value("--cgroup")?.into()),
             "--continue" if inline.is_none() => cont = true,
             "--unconfined" if inline.is_none() => start.unconfined = true,
             "--listen-fd" => listen_fd = Some(parse_fd("--listen-fd", value("--listen-fd")?)?),
@@ -143,6 +152,7 @@ mod tests {
                 lib: "lib".into(),
                 root: "root".into(),
                 title: None,
+                cgroup: None,
                 unconfined: false,
             })
         );
@@ -159,6 +169,7 @@ mod tests {
                 "m",
                 "--title",
                 "wshd: x",
+                "--cgroup=/sys/fs/cgroup/instance-x",
                 "--unconfined"
             ])
             .unwrap(),
@@ -167,6 +178,7 @@ mod tests {
                 lib: "l".into(),
                 root: "m".into(),
                 title: Some("wshd: x".into()),
+                cgroup: Some("/sys/fs/cgroup/instance-x".into()),
                 unconfined: true,
             })
         );
@@ -202,6 +214,10 @@ mod tests {
             Err(ArgsError::Unknown("--unconfined=yes".into()))
         );
         assert_eq!(p(&["--continue"]), Err(ArgsError::ContinueState));
+        assert_eq!(
+            p(&["--cgroup"]),
+            Err(ArgsError::MissingValue("--cgroup".into()))
+        );
         assert!(matches!(
             p(&["--continue", "--listen-fd", "x", "--ack-fd", "4"]),
             Err(ArgsError::BadFd(..))

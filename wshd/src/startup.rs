@@ -16,7 +16,7 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -110,7 +110,16 @@ pub fn start(args: &StartArgs) -> Result<()> {
         &profile.hook_env(BEFORE_CLONE),
     )?;
 
-    profile.mark("clone");
+    // Opened before the clone's set-up: a group the hook made (v2).
+    let group = args.cgroup.as_deref().and_then(|dir| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(dir)
+            .ok()
+            .map(std::os::fd::OwnedFd::from)
+    });
 
     let lib_real = std::fs::canonicalize(&args.lib)
         .with_context(|| format!("realpath {}", args.lib.display()))?;
@@ -133,13 +142,28 @@ pub fn start(args: &StartArgs) -> Result<()> {
         unconfined: args.unconfined,
         profile: profile.nested(CONTAINER_START),
     };
-    let mut stack = vec![0u8; CLONE_STACK];
     let flags = CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS;
-    let pid = clone_container(&child, &mut stack, flags)?;
+    // Born in its group (v2), the process is never moved into it: a move
+    // waits for an RCU grace period (cgroup_threadgroup_rwsem), 10-30 ms.
+    // Any failure (no group, a kernel before 5.7) leaves it to the
+    // after-clone hook, as with the reference's wshd.
+    let born_in_group = group.as_ref().and_then(|group| {
+        profile.mark("clone into cgroup");
+        clone_into_cgroup(&child, flags, group.as_fd()).ok()
+    });
+    let pid = match born_in_group {
+        Some(pid) => pid,
+        None => {
+            profile.mark("clone");
+            let mut stack = vec![0u8; CLONE_STACK];
+            clone_container(&child, &mut stack, flags)?
+        }
+    };
+    drop(group);
     let mut guard = InitGuard(Some(pid));
     drop(release_r);
     drop(ack_w);
@@ -254,6 +278,66 @@ fn clone_container(child: &Child, stack: &mut [u8], flags: CloneFlags) -> Result
     // child's own copy afterwards; 2 MiB is ample for the hooks' fork+exec.
     unsafe { nix::sched::clone(cb, stack, flags, Some(libc::SIGCHLD)) }
         .context("clone(NEWIPC|NEWNET|NEWNS|NEWPID|NEWUTS)")
+}
+
+/// clone3(2) with CLONE_INTO_CGROUP: the container's first process starts
+/// in `group` (a cgroup v2 directory).
+#[allow(unsafe_code)]
+fn clone_into_cgroup(
+    child: &Child,
+    flags: CloneFlags,
+    group: std::os::fd::BorrowedFd<'_>,
+) -> nix::Result<Pid> {
+    /// struct clone_args as of Linux 5.7 (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut clone_args = CloneArgs {
+        flags: flags.bits() as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: group.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: the process is single-threaded here (as for clone_container).
+    // Without CLONE_VM and with no stack given, the child runs on its own
+    // copy of this address space and stack, as after fork(2), and never
+    // comes back out of this function: it execs or _exits.
+    let rv = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut clone_args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rv {
+        -1 => Err(nix::errno::Errno::last()),
+        0 => {
+            let code = match container_side(child) {
+                Ok(never) => match never {},
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "wshd: {e:#}");
+                    1
+                }
+            };
+            // SAFETY: ends the child without running the parent's exit
+            // handlers or destructors on its copy of the parent's state.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok(Pid::from_raw(pid as i32)),
+    }
 }
 
 /// Container side: wait for release, hooks and pivot, exec the continued

@@ -245,10 +245,10 @@ impl Config {
             socket_permissions: permissions,
             rootfs: reader
                 .string(&server, "server.container_rootfs_path")?
-                .map(PathBuf::from),
+                .map(from_here),
             depot: reader
                 .string(&server, "server.container_depot_path")?
-                .map(PathBuf::from)
+                .map(from_here)
                 .unwrap_or_else(|| PathBuf::from(orchestrator::depot::DEFAULT_DEPOT)),
             grace_time,
             rlimits,
@@ -257,7 +257,7 @@ impl Config {
             allow_nested_warden: reader
                 .bool(&server, "server.allow_nested_warden")?
                 .unwrap_or(false),
-            pidfile: reader.string(&server, "server.pidfile")?.map(PathBuf::from),
+            pidfile: reader.string(&server, "server.pidfile")?.map(from_here),
             pool,
             mtu,
             allow_networks: reader.strings(&network, "network.allow_networks")?,
@@ -453,6 +453,13 @@ impl BoolSource for Yaml {
     }
 }
 
+/// A path of the config as wardend's working directory sees it, made
+/// absolute: the scripts that get it run in directories of their own.
+fn from_here(path: String) -> PathBuf {
+    let path = PathBuf::from(path);
+    std::path::absolute(&path).unwrap_or(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,7 +492,10 @@ mod tests {
         let config = Config::read(&path).unwrap();
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
         assert_eq!(config.socket_permissions, 0o600);
-        assert_eq!(config.rootfs, Some(PathBuf::from("target/rootfs/busybox")));
+        // Relative in the file, taken from the working directory (the
+        // scripts that get it run elsewhere).
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(config.rootfs, Some(here.join("target/rootfs/busybox")));
         assert_eq!(config.pool.to_string(), "10.254.0.0/22");
         assert_eq!(config.rlimits.len(), 2);
     }

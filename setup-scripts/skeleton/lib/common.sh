@@ -6,11 +6,16 @@
 [ -f etc/config ] && . ./etc/config
 
 # prof NAME marks the start of a step of the wall-time profile
-# (WARDEN_PROFILE, lib/profile.sh); unprofiled it is a no-op builtin.
+# (WARDEN_PROFILE, lib/profile.sh); unprofiled it is a no-op builtin, and
+# in_step NAME CMD... runs CMD.
 if [ -n "${WARDEN_PROFILE:-}" ]; then
   . ./lib/profile.sh
 else
   prof() { :; }
+  in_step() {
+    shift
+    "$@"
+  }
 fi
 
 die() {
@@ -79,6 +84,31 @@ cgroup_v2() {
 
 # Where v2 instance groups live; their parent needs the controllers enabled.
 cgroup2_parent=${WARDEN_CGROUP2_PARENT:-/sys/fs/cgroup}
+
+# pids.max (container_pids_limit, 0 = none) is set before the process joins,
+# so a fork bomb never finds the group unlimited; a host without the pids
+# controller has no such file.
+set_pids_max() {
+  _pids_limit=${container_pids_limit:-4096}
+  [ "$_pids_limit" != 0 ] && [ -f "$1/pids.max" ] || return 0
+  echo "$_pids_limit" > "$1/pids.max"
+}
+
+# The container's v2 group, made (idempotent) with its controllers and
+# pids.max, before any process is in it; sets cg. Made before the clone
+# (hook-parent-before-clone.sh), so that wshd starts the container's first
+# process in it, and again by hook-parent-after-clone.sh for a wshd that
+# did not.
+make_v2_group() {
+  # Controllers must be enabled in the parent for the group to have them.
+  read -r _controllers < "$cgroup2_parent/cgroup.controllers" || true
+  for _c in $_controllers; do
+    echo "+$_c" > "$cgroup2_parent/cgroup.subtree_control" 2>/dev/null || true
+  done
+  cg="$cgroup2_parent/instance-$id"
+  [ -d "$cg" ] || mkdir -p "$cg"
+  set_pids_max "$cg"
+}
 
 # Every hierarchy that gets a group for this container, one path per line:
 # on v1 each mounted cgroup (v1) hierarchy, on v2 the one unified group.

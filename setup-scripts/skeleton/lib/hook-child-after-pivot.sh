@@ -16,15 +16,6 @@ if [ -n "${WARDEN_PROFILE:-}" ]; then
 else
   prof() { :; }
 fi
-prof "mounts"
-
-mkdir -p /proc /dev/pts /dev/shm
-mount -t proc -o nosuid,nodev,noexec proc /proc
-# /dev/ptmx is a link to pts/ptmx (made before pivot_root).
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
-# Sized: unsized, it would be half the host's memory.
-mount -t tmpfs -o "mode=1777,nosuid,nodev,size=${container_shm_size:-67108864}" tmpfs /dev/shm
-
 prof "hostname, sysctls"
 # Through /proc rather than hostname(1), which a rootfs need not have.
 echo "$id" > /proc/sys/kernel/hostname

@@ -8,6 +8,16 @@ set -eu
 case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac
 . ./lib/common.sh
 
+# cgroup v2: the group is made now, so that wshd (--cgroup, from start.sh)
+# starts the container's first process in it rather than moving it there
+# after the clone, which waits for an RCU grace period (10-30 ms). The
+# device whitelist is attached by hook-parent-after-clone.sh, before the
+# process is released.
+if cgroup_v2; then
+  prof "cgroup"
+  make_v2_group
+fi
+
 prof "mountinfo"
 # wshd is expected to have made its mounts private; with one that did not
 # (the C helper) on a host where / is shared (systemd), the overlay would
@@ -46,39 +56,47 @@ elif [ -n "$own_gid" ]; then
 fi
 
 # wshd re-executes itself from inside the container as /sbin/wshd; with merged
-# /usr that path is a symlink, resolved inside mnt, never on the host.
-prof "copy wshd"
-path_in_root_var "$PWD/mnt" /sbin
-sbin=$resolved
-[ -d "$sbin" ] || mkdir -p "$sbin"
-cp bin/wshd "$sbin/wshd"
+# /usr that path is a symlink, resolved inside mnt, never on the host. Copied
+# while /dev is made: two processes each, independent of each other.
+copy_wshd() {
+  path_in_root_var "$PWD/mnt" /sbin
+  sbin=$resolved
+  [ -d "$sbin" ] || mkdir -p "$sbin"
+  cp bin/wshd "$sbin/wshd"
+}
+prof "copy wshd, dev nodes (in parallel)"
+in_step "copy wshd" copy_wshd &
+wshd_copied=$!
 
 # A private /dev holding only the whitelisted nodes; /dev/pts and /dev/shm are
-# mounted after pivot_root.
-prof "dev nodes"
-path_in_root_var "$PWD/mnt" /dev
-dev=$resolved
-[ -d "$dev" ] || mkdir -p "$dev"
-mount -n -t tmpfs -o mode=0755,nosuid,size=65536k tmpfs "$dev"
-# -R recreates nodes as nodes, it never reads them. root/setup.sh prepares
-# the whole set once per boot (dev_nodes, made as below), so one process
-# copies it; without it, the nodes are copied from the host's /dev and fuse
-# (0600 on most hosts) is made. fd, stdin, stdout, stderr and ptmx are
-# symlinks (lib/dev); pts/ and shm/ are made after pivot_root.
-nodes=/run/warden/dev-nodes
-prepared=true
-for n in null zero random urandom tty fuse; do
-  [ -c "$nodes/$n" ] || prepared=false
-done
-for n in fd stdin stdout stderr ptmx; do
-  [ -L "$nodes/$n" ] || prepared=false
-done
-if "$prepared"; then
-  cp -RP --preserve=mode "$nodes/null" "$nodes/zero" "$nodes/random" "$nodes/urandom" \
-    "$nodes/tty" "$nodes/fuse" "$nodes/fd" "$nodes/stdin" "$nodes/stdout" "$nodes/stderr" \
-    "$nodes/ptmx" "$dev/"
-else
-  cp -RP --preserve=mode /dev/null /dev/zero /dev/random /dev/urandom /dev/tty \
-    lib/dev/fd lib/dev/stdin lib/dev/stdout lib/dev/stderr lib/dev/ptmx "$dev/"
-  mknod -m 0666 "$dev/fuse" c 10 229
-fi
+# mounted by the container's first process (hook-child-before-pivot.sh).
+make_dev() {
+  path_in_root_var "$PWD/mnt" /dev
+  dev=$resolved
+  [ -d "$dev" ] || mkdir -p "$dev"
+  mount -n -t tmpfs -o mode=0755,nosuid,size=65536k tmpfs "$dev"
+  # -R recreates nodes as nodes, it never reads them. root/setup.sh prepares
+  # the whole set once per boot (dev_nodes, made as below), so one process
+  # copies it; without it, the nodes are copied from the host's /dev and fuse
+  # (0600 on most hosts) is made. fd, stdin, stdout, stderr and ptmx are
+  # symlinks (lib/dev); pts/ and shm/ are made with their mounts.
+  nodes=/run/warden/dev-nodes
+  prepared=true
+  for n in null zero random urandom tty fuse; do
+    [ -c "$nodes/$n" ] || prepared=false
+  done
+  for n in fd stdin stdout stderr ptmx; do
+    [ -L "$nodes/$n" ] || prepared=false
+  done
+  if "$prepared"; then
+    cp -RP --preserve=mode "$nodes/null" "$nodes/zero" "$nodes/random" "$nodes/urandom" \
+      "$nodes/tty" "$nodes/fuse" "$nodes/fd" "$nodes/stdin" "$nodes/stdout" "$nodes/stderr" \
+      "$nodes/ptmx" "$dev/"
+  else
+    cp -RP --preserve=mode /dev/null /dev/zero /dev/random /dev/urandom /dev/tty \
+      lib/dev/fd lib/dev/stdin lib/dev/stdout lib/dev/stderr lib/dev/ptmx "$dev/"
+    mknod -m 0666 "$dev/fuse" c 10 229
+  fi
+}
+in_step "dev nodes" make_dev
+wait "$wshd_copied" || die "cannot copy wshd into the container"
