@@ -50,8 +50,9 @@ mkdir -m 0700 "$target"
 cd "$target"
 target=$PWD
 cd "$start_dir"
-# Nothing half-made stays behind: the directory goes unless all went well.
-trap 'rm -rf "$target"' EXIT
+# Nothing half-made stays behind: the directory goes unless all went well,
+# once the step run in the background (the helpers' links) has ended.
+trap 'wait; rm -rf "$target"' EXIT
 prof "copy skeleton"
 # The skeleton's entries, not the skeleton itself ("$skeleton/."), which
 # would give the directory the skeleton's mode back (and need a chmod).

@@ -16,6 +16,10 @@ case "$0" in */*) cd "${0%/*}" ;; esac
 [ ! -f run/destroyed ] || exit 0
 
 . ./lib/common.sh
+# Steps run in the background here: whichever way this script ends, it
+# waits for them first, so none outlives it (and races the cleanup of a
+# failed create or destroy).
+trap wait EXIT
 
 # Processes are what this costs (a shell builtin costs next to nothing), and
 # the kernel's part (a process tree exiting, a network device unregistered,

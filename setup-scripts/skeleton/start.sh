@@ -6,6 +6,10 @@ set -eu
 
 case "$0" in */*) cd "${0%/*}" ;; esac
 . ./lib/common.sh
+# Steps run in the background here: whichever way this script ends, it
+# waits for them first, so none outlives it (and races the cleanup of a
+# failed create or destroy).
+trap wait EXIT
 
 [ -f etc/config ] || die "etc/config is missing (run setup.sh first)"
 [ ! -f run/wshd.pid ] || die "wshd is already running"

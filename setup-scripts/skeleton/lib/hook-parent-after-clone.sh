@@ -6,6 +6,10 @@ set -eu
 
 case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac
 . ./lib/common.sh
+# Steps run in the background here: whichever way this script ends, it
+# waits for them first, so none outlives it (and races the cleanup of a
+# failed create or destroy).
+trap wait EXIT
 
 [ -n "${PID:-}" ] || die "PID is not set"
 # All this hook makes is the host's own state (the pid file, cgroups): private

@@ -7,6 +7,10 @@ set -eu
 
 case "$0" in */*) cd "${0%/*}/.." ;; *) cd .. ;; esac
 . ./lib/common.sh
+# Steps run in the background here: whichever way this script ends, it
+# waits for them first, so none outlives it (and races the cleanup of a
+# failed create or destroy).
+trap wait EXIT
 
 # cgroup v2: the group is made now, so that wshd (--cgroup, from start.sh)
 # starts the container's first process in it rather than moving it there
