@@ -3,7 +3,9 @@
 //! for is there (each script, each hook, wshd's phases, the cgroup and
 //! network operations), and the steps of create and destroy add up to their
 //! wall time within 10% (what no step covers is a process starting, so a
-//! step gone missing shows here). No assertion on how fast anything is.
+//! step gone missing shows here), in one of up to three profiles: a busy
+//! moment can multiply what a process start costs. No assertion on how fast
+//! anything is.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -94,7 +96,30 @@ fn profile_has_every_step_and_adds_up() {
     let Some(depot) = TestDepot::new_in("lifecycle_profile", 368, 16) else {
         return;
     };
-    let results = depot.root.join("results");
+    // What no step covers is mostly processes starting, whose cost a busy
+    // moment can multiply (the kernel finishing the work of the test
+    // before: a destroy's namespaces, grace periods): one profile in three
+    // adding up is enough; a step gone missing shows in every one.
+    let mut misses = Vec::new();
+    for attempt in 1..=3 {
+        match profile_once(&depot, attempt) {
+            Ok(()) => break,
+            Err(miss) => misses.push(miss),
+        }
+    }
+    assert!(
+        misses.len() < 3,
+        "no profile added up:\n{}",
+        misses.join("\n\n")
+    );
+    fs::remove_dir_all(&depot.root).ok();
+}
+
+/// One `bench/lifecycle.sh --profile`: every step must be there (else a
+/// panic); Err when create's or destroy's steps do not add up to its wall
+/// time within 10%.
+fn profile_once(depot: &TestDepot, attempt: u32) -> Result<(), String> {
+    let results = depot.root.join(format!("results-{attempt}"));
     let out = Command::new(paths::workspace().join("bench/lifecycle.sh"))
         .arg("--profile")
         .env("BIN_DIR", &depot.bin)
@@ -139,10 +164,11 @@ fn profile_has_every_step_and_adds_up() {
             "{root}: steps sum to {steps} ms, the table says {} ms",
             wall - between
         );
-        assert!(
-            steps >= 0.9 * wall && steps <= 1.1 * wall,
-            "{root}: the steps add up to {steps:.1} ms of its {wall:.1} ms wall time:\n{stdout}"
-        );
+        if !(steps >= 0.9 * wall && steps <= 1.1 * wall) {
+            return Err(format!(
+                "{root}: the steps add up to {steps:.1} ms of its {wall:.1} ms wall time:\n{stdout}"
+            ));
+        }
     }
-    fs::remove_dir_all(&depot.root).ok();
+    Ok(())
 }
