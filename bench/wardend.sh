@@ -14,7 +14,8 @@
 #          of 10 whose order rotates
 #   where the time goes  `spawn /bin/true` through wardend (the job's start:
 #          iomux-spawn, the recorder process, iomux-link; a `run` records its
-#          job in a thread of wardend instead, see orchestrator/src/attach.rs) and `info` (which every
+#          job on the connection's own thread instead, see
+#          orchestrator/src/attach.rs) and `info` (which every
 #          RunResponse carries: two `tc` runs, a walk of the container's
 #          files, cgroup reads), in the same batches
 #   rss    wardend's VmRSS idle (just started, no container), with 100

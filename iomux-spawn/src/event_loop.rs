@@ -34,10 +34,15 @@ use crate::client::{drain_input, Flush, Gone, StatusClient, StreamClient};
 use crate::intake::{Intake, Took};
 use crate::jobfiles;
 use crate::listeners::Listener;
+use crate::remote::{self, Pending, Running, StdinCopy};
 use crate::ring::Ring;
 
 const PIPE_TOKEN: [Token; 2] = [Token(3), Token(4)];
+/// The local child's pidfd, or the exit pipe of a job wshd runs.
 const PIDFD_TOKEN: Token = Token(5);
+/// A job wshd runs: its stdin, and ours when it is not a file.
+const STDIN_SINK_TOKEN: Token = Token(6);
+const STDIN_SOURCE_TOKEN: Token = Token(7);
 const CLIENT_BASE: usize = 8;
 const STATUS_LISTENER: usize = 2;
 
@@ -71,6 +76,20 @@ fn client_buffer(n: usize, max: usize) -> usize {
     (STREAM_BUDGET / n.max(1)).clamp(MIN_CLIENT_BUFFER.min(max), max)
 }
 
+/// The job: a child of ours, or one asked of wshd (`--wshd`).
+pub enum Job {
+    Local(Child),
+    Wshd(WshdJob),
+}
+
+pub enum WshdJob {
+    /// Asked for once a client is on each socket.
+    Pending(Pending),
+    Running(Running),
+    /// Asked for, and it failed (said on the job's stderr), or ended.
+    Over,
+}
+
 struct Pipe {
     intake: Intake,
     /// Readable as far as we know (edge-triggered: until EAGAIN).
@@ -87,8 +106,10 @@ pub struct EventLoop {
     listeners: Vec<Option<Listener>>,
     accept_ready: [bool; 3],
     connected: [bool; 3],
-    child: Child,
+    job: Job,
     child_ready: bool,
+    /// With whether our stdin is a file (not registered with epoll).
+    stdin: Option<(StdinCopy, bool)>,
     status: Option<WaitStatus>,
     pipes: [Option<Pipe>; 2],
     rings: [Ring; 2],
@@ -104,8 +125,8 @@ impl EventLoop {
     pub fn new(
         dir: PathBuf,
         listeners: Vec<Listener>,
-        child: Child,
-        pipes: [OwnedFd; 2],
+        job: Job,
+        pipes: Option<[OwnedFd; 2]>,
         buffer_max: usize,
     ) -> Result<Self> {
         let poll = Poll::new().context("creating epoll instance")?;
@@ -116,35 +137,29 @@ impl EventLoop {
                 .register(&mut l.sock, Token(i), Interest::READABLE)
                 .with_context(|| format!("registering {}", l.path.display()))?;
         }
-        let pipes = pipes.map(|fd| Pipe {
-            intake: Intake::new(fd),
-            ready: false,
-        });
-        for (i, p) in pipes.iter().enumerate() {
+        let pipes = match pipes {
+            Some(fds) => register_pipes(&poll, fds)?.map(Some),
+            None => [None, None],
+        };
+        if let Job::Local(child) = &job {
             poll.registry()
                 .register(
-                    &mut SourceFd(&p.intake.fd().as_raw_fd()),
-                    PIPE_TOKEN[i],
+                    &mut SourceFd(&child.pidfd.as_raw_fd()),
+                    PIDFD_TOKEN,
                     Interest::READABLE,
                 )
-                .context("registering child pipe")?;
+                .context("registering child pidfd")?;
         }
-        poll.registry()
-            .register(
-                &mut SourceFd(&child.pidfd.as_raw_fd()),
-                PIDFD_TOKEN,
-                Interest::READABLE,
-            )
-            .context("registering child pidfd")?;
         Ok(EventLoop {
             poll,
             listeners,
             accept_ready: [false; 3],
             connected: [false; 3],
-            child,
+            job,
             child_ready: false,
+            stdin: None,
             status: None,
-            pipes: pipes.map(Some),
+            pipes,
             rings: [Ring::new(), Ring::new()],
             clients: Vec::new(),
             free: Vec::new(),
@@ -174,6 +189,7 @@ impl EventLoop {
                     t if t == PIPE_TOKEN[0] => self.set_pipe_ready(0),
                     t if t == PIPE_TOKEN[1] => self.set_pipe_ready(1),
                     PIDFD_TOKEN => self.child_ready = true,
+                    STDIN_SINK_TOKEN | STDIN_SOURCE_TOKEN => self.copy_stdin(),
                     Token(t) => self.client_event(
                         t - CLIENT_BASE,
                         ev.is_readable(),
@@ -322,14 +338,26 @@ impl EventLoop {
         if self.status.is_some() {
             return Ok(());
         }
-        let Some(status) = self.child.try_reap().context("waitpid")? else {
-            return Ok(());
+        let (status, fd) = match &mut self.job {
+            Job::Local(child) => match child.try_reap().context("waitpid")? {
+                Some(status) => (status, child.pidfd.as_raw_fd()),
+                None => return Ok(()),
+            },
+            Job::Wshd(WshdJob::Running(job)) => match job.read_exit() {
+                Ok(Some(status)) => (status, job.exit.as_raw_fd()),
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    eprintln!("iomux-spawn: reading the job's exit pipe: {e}");
+                    (
+                        remote::exited(wire::exit::EXIT_FAILURE),
+                        job.exit.as_raw_fd(),
+                    )
+                }
+            },
+            Job::Wshd(_) => return Ok(()),
         };
         self.status = Some(status);
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&self.child.pidfd.as_raw_fd()));
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         // Whatever the child wrote is in the pipes now: read until empty.
         for p in self.pipes.iter_mut().flatten() {
             p.ready = true;
@@ -426,13 +454,88 @@ impl EventLoop {
     }
 
     fn maybe_release(&mut self) {
-        if self.child.released() || !self.connected.iter().all(|c| *c) {
+        if !self.connected.iter().all(|c| *c) {
             return;
         }
-        self.child.release();
+        match &mut self.job {
+            Job::Local(child) if !child.released() => child.release(),
+            Job::Wshd(w @ WshdJob::Pending(_)) => {
+                let WshdJob::Pending(pending) = std::mem::replace(w, WshdJob::Over) else {
+                    unreachable!("matched above");
+                };
+                self.start_wshd_job(pending);
+            }
+            _ => return,
+        }
         let mut out = io::stdout().lock();
         // The server may not read our stdout at all; that is its business.
         let _ = out.write_all(b"child active\n").and_then(|()| out.flush());
+    }
+
+    /// Asks wshd for the job. A failure is the job's, as a wsh that
+    /// failed: its message on the job's stderr, its status 255.
+    fn start_wshd_job(&mut self, pending: Pending) {
+        let started = pending
+            .start()
+            .map_err(|e| anyhow::Error::msg(e.to_string()))
+            .and_then(|started| self.watch(started));
+        if let Err(e) = started {
+            self.rings[1].push(format!("iomux-spawn: {e:#}\n").as_bytes());
+            self.check_windows(1);
+            self.status = Some(remote::exited(wire::exit::EXIT_FAILURE));
+            for s in 0..2 {
+                self.close_pipe(s);
+            }
+        }
+    }
+
+    fn watch(&mut self, (running, stdin, outputs): (Running, OwnedFd, [OwnedFd; 2])) -> Result<()> {
+        self.pipes = register_pipes(&self.poll, outputs)?.map(Some);
+        for p in self.pipes.iter_mut().flatten() {
+            p.ready = true;
+        }
+        self.poll
+            .registry()
+            .register(
+                &mut SourceFd(&running.exit.as_raw_fd()),
+                PIDFD_TOKEN,
+                Interest::READABLE,
+            )
+            .context("registering the job's exit pipe")?;
+        self.child_ready = true;
+        // epoll takes no regular file (nor /dev/null): those never block.
+        let source_is_file = self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&0), STDIN_SOURCE_TOKEN, Interest::READABLE)
+            .is_err();
+        self.poll
+            .registry()
+            .register(
+                &mut SourceFd(&stdin.as_raw_fd()),
+                STDIN_SINK_TOKEN,
+                Interest::WRITABLE,
+            )
+            .context("registering the job's stdin")?;
+        self.stdin = Some((StdinCopy::new(stdin, source_is_file), source_is_file));
+        self.job = Job::Wshd(WshdJob::Running(running));
+        self.copy_stdin();
+        Ok(())
+    }
+
+    fn copy_stdin(&mut self) {
+        let Some((copy, source_is_file)) = self.stdin.as_mut() else {
+            return;
+        };
+        copy.pump();
+        if copy.done() {
+            // The job's end closed with the copy (so left epoll); ours is
+            // still open.
+            if !*source_is_file {
+                let _ = self.poll.registry().deregister(&mut SourceFd(&0));
+            }
+            self.stdin = None;
+        }
     }
 
     fn finish(&mut self) {
@@ -455,6 +558,24 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// The job's stdout and stderr, registered for reading.
+fn register_pipes(poll: &Poll, fds: [OwnedFd; 2]) -> Result<[Pipe; 2]> {
+    let pipes = fds.map(|fd| Pipe {
+        intake: Intake::new(fd),
+        ready: false,
+    });
+    for (i, p) in pipes.iter().enumerate() {
+        poll.registry()
+            .register(
+                &mut SourceFd(&p.intake.fd().as_raw_fd()),
+                PIPE_TOKEN[i],
+                Interest::READABLE,
+            )
+            .context("registering the job's output pipe")?;
+    }
+    Ok(pipes)
 }
 
 fn name(s: usize) -> &'static str {

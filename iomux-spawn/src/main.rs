@@ -1,44 +1,77 @@
-//! iomux-spawn SOCKET_DIR CMD [ARGS...]: run a job whose output any number
-//! of iomux-link clients can follow, leave and rejoin (contract §2).
+//! iomux-spawn [--wshd SOCKET ...] SOCKET_DIR CMD [ARGS...]: run a job
+//! whose output any number of iomux-link clients can follow, leave and
+//! rejoin (contract §2); with `--wshd`, the job is asked of a container's
+//! wshd directly ([`remote`]).
 #![deny(unsafe_code)]
+// See `entry`: the C `main` below replaces the Rust runtime's start-up,
+// which is on the path of every job's start.
+#![cfg_attr(not(test), no_main)]
 
+mod args;
 #[allow(unsafe_code)]
 mod child;
 mod client;
+#[allow(unsafe_code)]
+#[path = "../../wshd/src/entry.rs"]
+mod entry;
 mod event_loop;
 mod intake;
 mod jobfiles;
 mod listeners;
+mod remote;
 mod ring;
 mod stdio;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use args::{Args, Runner};
+use event_loop::{Job, WshdJob};
 
-fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    if args.len() < 3 {
-        let me = args
-            .first()
-            .map(|a| a.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "iomux-spawn".into());
-        eprintln!("Usage: {me} <socket directory> <cmd>");
-        return ExitCode::from(1);
-    }
-    match run(PathBuf::from(&args[1]), &args[2..]) {
-        Ok(()) => ExitCode::SUCCESS,
+/// The C entry point, called by glibc's start-up (see [`entry`]).
+// no_mangle is what makes this the program's `main`.
+#[allow(unsafe_code)]
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    start()
+}
+
+/// A unit-test build keeps the Rust entry point, which its harness replaces.
+#[cfg(test)]
+fn main() {
+    std::process::exit(start());
+}
+
+fn start() -> libc::c_int {
+    entry::init();
+    let code = cli();
+    // Without the runtime's clean-up, buffered stdout is flushed here.
+    let _ = std::io::stdout().flush();
+    code
+}
+
+fn cli() -> libc::c_int {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let args = match args::parse(&argv) {
+        Ok(args) => args,
+        Err(why) => {
+            eprint!("iomux-spawn: {why}\n{}", args::USAGE);
+            return 1;
+        }
+    };
+    match run(args) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("iomux-spawn: {e:#}");
-            ExitCode::from(1)
+            1
         }
     }
 }
 
-fn run(dir: PathBuf, argv: &[OsString]) -> Result<()> {
+fn run(args: Args) -> Result<()> {
+    let dir = args.dir;
     // Pipes and sockets must not land on 0, 1 or 2 if we were started with
     // one of them closed.
     stdio::ensure_open().context("reopening closed standard descriptors")?;
@@ -47,6 +80,17 @@ fn run(dir: PathBuf, argv: &[OsString]) -> Result<()> {
         Ok(_) => bail!("{}: not a directory", dir.display()),
         Err(e) => bail!("{}: {e}", dir.display()),
     }
+    let pending = match args.runner {
+        Runner::Local => None,
+        Runner::Wshd {
+            socket,
+            user,
+            status_file,
+        } => Some(
+            remote::Pending::new(socket, &args.argv, user, status_file)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+    };
     jobfiles::clear(&dir)?;
     let listeners = listeners::bind_all(&dir)?;
 
@@ -59,10 +103,22 @@ fn run(dir: PathBuf, argv: &[OsString]) -> Result<()> {
     // Our knob, not the job's business. Single-threaded here.
     std::env::remove_var(event_loop::CLIENT_BUFFER_ENV);
 
-    let (child, pipes) = child::spawn_held(argv).context("starting the job")?;
+    // With --wshd, the process holding the job's pipes is this one.
+    let (job, pipes, pid) = match pending {
+        None => {
+            let (child, pipes) = child::spawn_held(&args.argv).context("starting the job")?;
+            let pid = child.pid.as_raw();
+            (Job::Local(child), Some(pipes), pid)
+        }
+        Some(pending) => (
+            Job::Wshd(WshdJob::Pending(pending)),
+            None,
+            std::process::id() as i32,
+        ),
+    };
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "child_pid={}", child.pid).and_then(|()| out.flush());
+        let _ = writeln!(out, "child_pid={pid}").and_then(|()| out.flush());
     }
-    event_loop::EventLoop::new(dir, listeners, child, pipes, buffer_max)?.run()
+    event_loop::EventLoop::new(dir, listeners, job, pipes, buffer_max)?.run()
 }

@@ -93,8 +93,8 @@ impl Ring {
         self.end = self.end.wrapping_add(n as u32);
     }
 
-    /// Copy `data` in (tests and small writers).
-    #[cfg(test)]
+    /// Copy `data` in (tests, and iomux-spawn's own word on a job that
+    /// could not start).
     pub fn push(&mut self, data: &[u8]) {
         for chunk in data.chunks(self.capacity()) {
             let mut off = 0;

@@ -1,12 +1,15 @@
-//! A job recorded by the process that started it, for wardend's `run`:
-//! instead of a recorder process and its iomux-link (two more process
-//! starts, and files polled for what each did), a thread of the caller
+//! A job recorded by the process that started it, for `run` (wardend's and
+//! wardenctl's): instead of a recorder process and its iomux-link (two more
+//! process starts, and files polled for what each did), the caller
 //! connects to iomux-spawn's sockets itself, appends the output to the
 //! job's logs (the same [`Logs`] as the process recorder, so the output
-//! limit and the disk charge hold alike) and writes `exit_status`; the
-//! caller hears of the end through a channel, not by polling.
+//! limit and the disk charge hold alike) and writes `exit_status`, on the
+//! thread that waits for the job anyway ([`Attached::record`]: no thread
+//! start, no channel, no wake-up). Once the result is no longer wanted
+//! (wardend's client gone, a signal to wardenctl), a thread of its own
+//! records the rest.
 //!
-//! The thread is the job's recorder as far as everyone else can tell: it
+//! The recording is the job's recorder as far as everyone else can tell: it
 //! holds `record.lock`, and it saves iomux-link's cursors file after every
 //! append. If the caller dies (wardend killed), the lock goes with it and
 //! the next `link` or `stream` (or wardend starting again) starts a process
@@ -25,8 +28,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::Flock;
@@ -40,48 +42,88 @@ use crate::output::{Logs, CHUNK};
 /// How long iomux-spawn may take to listen on its sockets.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A job being recorded by a thread of this process.
+/// A job being recorded by a thread of this process, on its own until the
+/// job ends or the process exits.
 pub struct Recording {
-    done: mpsc::Receiver<()>,
-    thread: std::thread::JoinHandle<()>,
+    _thread: std::thread::JoinHandle<()>,
 }
 
-impl Recording {
-    /// Waits until the job has ended and its exit status is recorded, or,
-    /// checking every 50 ms, until `wanted` says the result is no longer
-    /// (the recording goes on without us). True when the job has ended.
-    pub fn wait_while(&self, mut wanted: impl FnMut() -> bool) -> bool {
-        loop {
-            match self.done.recv_timeout(Duration::from_millis(50)) {
-                // Gone without a word: the thread failed; the caller's
-                // link finds the job without a recorder and starts one.
-                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return true,
-                Err(mpsc::RecvTimeoutError::Timeout) if !wanted() => return false,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+/// How often a caller waiting for the job's end asks whether the answer is
+/// still wanted.
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// A job connected to, not recorded yet: recorded by the caller's own
+/// thread while it waits for the end anyway ([`Attached::record`]).
+pub struct Attached {
+    follower: Follower,
+    lock: Flock<File>,
+}
+
+/// How [`Attached::record`] ended.
+pub enum Recorded {
+    /// The job ended; its exit status and end are recorded.
+    Ended,
+    /// The caller stopped wanting the result; a thread records the rest.
+    HandedOver(Recording),
+}
+
+impl Attached {
+    /// Records the job on this thread until it ends, checking every 50 ms
+    /// whether `wanted` still holds; once it does not, a thread takes the
+    /// recording over (from where it is: nothing is read twice or lost).
+    /// A thread start, its channel and its wake-up the less on the path of
+    /// every `run`.
+    pub fn record(mut self, wanted: impl FnMut() -> bool) -> Result<Recorded> {
+        match self.follower.follow(Some(CHECK_EVERY), wanted) {
+            Some(code) => {
+                write_end(&self.follower.dir, code, self.lock);
+                Ok(Recorded::Ended)
             }
+            None => self.in_thread().map(Recorded::HandedOver),
         }
     }
 
-    /// Waits for the thread's last writes (the job's event, the running
-    /// mark cleared), which come after the answer: for a caller about to
-    /// exit, whose exit would cut them off.
-    pub fn finish(self) {
-        let _ = self.thread.join();
+    /// Records the job in a thread of its own.
+    fn in_thread(self) -> Result<Recording> {
+        let Attached { mut follower, lock } = self;
+        let thread = std::thread::Builder::new()
+            .name("job recorder".into())
+            .spawn(move || {
+                let code = follower
+                    .follow(None, || true)
+                    .unwrap_or(wire::iomux::LINK_FAILURE.into());
+                write_end(&follower.dir, code, lock);
+            })
+            .map_err(Error::io("start the job's recorder thread"))?;
+        Ok(Recording { _thread: thread })
+    }
+}
+
+/// The job's exit status, its event and the running mark cleared: all
+/// before the answer, so that the info it carries no longer counts the
+/// job as running.
+fn write_end(dir: &Path, code: i32, lock: Flock<File>) {
+    if let Err(e) = crate::jobs::write_exit_status(dir, code) {
+        eprintln!("job recorder: {e}");
+    }
+    drop(lock);
+    if let Err(e) = crate::jobs::note_exit(dir, code) {
+        eprintln!("job recorder: {e}");
     }
 }
 
 /// Connects to the sockets of the iomux-spawn just started for the job in
-/// `dir` (which releases the job once all three are connected) and records
-/// the job in a thread. `spawner_exited` says whether iomux-spawn already
-/// died (then the connection cannot come). `lock` is the job's
-/// `record.lock`, held until the job's end is recorded.
-pub(crate) fn start(
+/// `dir` (which releases the job once all three are connected), ready to
+/// record it. `spawner_exited` says whether iomux-spawn already died (then
+/// the connection cannot come). `lock` is the job's `record.lock`, held
+/// until the job's end is recorded.
+pub(crate) fn attach(
     instance: &Instance,
     dir: &Path,
     lock: Flock<File>,
     discard_output: bool,
     mut spawner_exited: impl FnMut() -> bool,
-) -> Result<Recording> {
+) -> Result<Attached> {
     // While iomux-spawn starts.
     let logs = if discard_output {
         None
@@ -93,25 +135,10 @@ pub(crate) fn start(
         connect(dir, Stream::Stderr.socket_name(), &mut spawner_exited)?,
     ];
     let status = connect(dir, wire::iomux::STATUS_SOCKET, &mut spawner_exited)?;
-    let (tx, rx) = mpsc::channel();
-    let dir = dir.to_path_buf();
-    let thread = std::thread::Builder::new()
-        .name("job recorder".into())
-        .spawn(move || {
-            let code = follow(&dir, streams, status, logs);
-            if let Err(e) = crate::jobs::write_exit_status(&dir, code) {
-                eprintln!("job recorder: {e}");
-            }
-            drop(lock);
-            let _ = tx.send(());
-            // The waiter has its answer; the event and the running mark
-            // need not hold it up.
-            if let Err(e) = crate::jobs::note_exit(&dir, code) {
-                eprintln!("job recorder: {e}");
-            }
-        })
-        .map_err(Error::io("start the job's recorder thread"))?;
-    Ok(Recording { done: rx, thread })
+    Ok(Attached {
+        follower: Follower::new(dir, streams, status, logs),
+        lock,
+    })
 }
 
 /// A connection to one of iomux-spawn's sockets, retried while it is not
@@ -159,52 +186,104 @@ struct StreamIn {
     next: Option<u32>,
 }
 
-/// Reads the job's streams and status until iomux-spawn has closed all
-/// three; returns the exit code to record, as the process recorder would.
-fn follow(dir: &Path, streams: [UnixStream; 2], status: UnixStream, mut logs: Option<Logs>) -> i32 {
-    let mut ins = streams.map(|sock| StreamIn {
-        sock: Some(sock),
-        header: Vec::with_capacity(OFFSET_LEN),
-        next: None,
-    });
-    let mut status = Some(status);
-    let mut status_bytes = Vec::with_capacity(STATUS_LEN);
-    let cursors_path = dir.join("cursors");
-    let mut buf = vec![0u8; CHUNK];
-    while ins.iter().any(|s| s.sock.is_some()) || status.is_some() {
-        let ready = match wait(&ins, status.as_ref()) {
-            Ok(ready) => ready,
-            Err(e) => {
-                // Closing our ends leaves the job to the next recorder.
-                eprintln!("wardend: recording {}: {e}", dir.display());
-                return wire::iomux::LINK_FAILURE.into();
+/// The reading side of a recording: the job's three sockets and where
+/// their bytes go.
+struct Follower {
+    dir: PathBuf,
+    ins: [StreamIn; 2],
+    status: Option<UnixStream>,
+    status_bytes: Vec<u8>,
+    logs: Option<Logs>,
+    cursors_path: PathBuf,
+    buf: Vec<u8>,
+}
+
+impl Follower {
+    fn new(dir: &Path, streams: [UnixStream; 2], status: UnixStream, logs: Option<Logs>) -> Self {
+        Follower {
+            dir: dir.to_path_buf(),
+            ins: streams.map(|sock| StreamIn {
+                sock: Some(sock),
+                header: Vec::with_capacity(OFFSET_LEN),
+                next: None,
+            }),
+            status: Some(status),
+            status_bytes: Vec::with_capacity(STATUS_LEN),
+            logs,
+            cursors_path: dir.join("cursors"),
+            buf: vec![0u8; CHUNK],
+        }
+    }
+
+    /// Reads the job's streams and status until iomux-spawn has closed all
+    /// three; returns the exit code to record, as the process recorder
+    /// would. With `check_every`, asks `keep_going` that often (output
+    /// flowing or not), and stops (None) once it says no, the sockets and
+    /// the cursors as they are, for another follow to go on from.
+    fn follow(
+        &mut self,
+        check_every: Option<Duration>,
+        mut keep_going: impl FnMut() -> bool,
+    ) -> Option<i32> {
+        let mut checked = Instant::now();
+        while self.ins.iter().any(|s| s.sock.is_some()) || self.status.is_some() {
+            let ready = match wait(&self.ins, self.status.as_ref(), check_every) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    // Closing our ends leaves the job to the next recorder.
+                    eprintln!("wardend: recording {}: {e}", self.dir.display());
+                    return Some(wire::iomux::LINK_FAILURE.into());
+                }
+            };
+            self.take(&ready);
+            if check_every.is_some_and(|every| checked.elapsed() >= every) {
+                if !keep_going() {
+                    return None;
+                }
+                checked = Instant::now();
             }
-        };
+        }
+        if let Some(logs) = self.logs.take() {
+            logs.finish();
+        }
+        if let Ok(bytes) = <[u8; STATUS_LEN]>::try_from(self.status_bytes.as_slice()) {
+            return Some(WaitStatus::decode(bytes).link_exit_code().into());
+        }
+        // The status connection closed short: iomux-spawn's status file, when
+        // it wrote one, says how the job ended.
+        Some(match wire::iomux::read_status_file(&self.dir) {
+            Ok(Some(status)) => status.link_exit_code().into(),
+            _ => wire::iomux::LINK_FAILURE.into(),
+        })
+    }
+
+    /// One read from each socket `ready` names.
+    fn take(&mut self, ready: &[usize]) {
         let mut moved = false;
-        for i in ready {
+        for &i in ready {
             if i == 2 {
-                let Some(sock) = status.as_mut() else {
+                let Some(sock) = self.status.as_mut() else {
                     continue;
                 };
                 let mut b = [0u8; STATUS_LEN];
                 match sock.read(&mut b) {
-                    Ok(0) | Err(_) => status = None,
-                    Ok(n) => status_bytes.extend_from_slice(&b[..n]),
+                    Ok(0) | Err(_) => self.status = None,
+                    Ok(n) => self.status_bytes.extend_from_slice(&b[..n]),
                 }
                 continue;
             }
-            let s = &mut ins[i];
+            let s = &mut self.ins[i];
             let Some(sock) = s.sock.as_mut() else {
                 continue;
             };
-            let n = match sock.read(&mut buf) {
+            let n = match sock.read(&mut self.buf) {
                 Ok(0) | Err(_) => {
                     s.sock = None;
                     continue;
                 }
                 Ok(n) => n,
             };
-            let mut data = &buf[..n];
+            let mut data = &self.buf[..n];
             if s.next.is_none() {
                 let want = OFFSET_LEN - s.header.len();
                 let take = want.min(data.len());
@@ -217,7 +296,7 @@ fn follow(dir: &Path, streams: [UnixStream; 2], status: UnixStream, mut logs: Op
                 }
             }
             if let (Some(next), false) = (s.next, data.is_empty()) {
-                if let Some(logs) = logs.as_mut() {
+                if let Some(logs) = self.logs.as_mut() {
                     logs.append(i, data);
                 }
                 s.next = Some(next.wrapping_add(data.len() as u32));
@@ -228,31 +307,23 @@ fn follow(dir: &Path, streams: [UnixStream; 2], status: UnixStream, mut logs: Op
             // After the append, so that a takeover finds the logs at or
             // past the cursors, never short of them.
             let cursors = Cursors {
-                stdout: ins[0].next.unwrap_or(0),
-                stderr: ins[1].next.unwrap_or(0),
+                stdout: self.ins[0].next.unwrap_or(0),
+                stderr: self.ins[1].next.unwrap_or(0),
             };
-            if let Err(e) = cursors.write(&cursors_path) {
+            if let Err(e) = cursors.write(&self.cursors_path) {
                 eprintln!("wardend: {e}");
             }
         }
     }
-    if let Some(logs) = logs {
-        logs.finish();
-    }
-    if let Ok(bytes) = <[u8; STATUS_LEN]>::try_from(status_bytes.as_slice()) {
-        return WaitStatus::decode(bytes).link_exit_code().into();
-    }
-    // The status connection closed short: iomux-spawn's status file, when
-    // it wrote one, says how the job ended.
-    match wire::iomux::read_status_file(dir) {
-        Ok(Some(status)) => status.link_exit_code().into(),
-        _ => wire::iomux::LINK_FAILURE.into(),
-    }
 }
 
 /// Indexes (0 stdout, 1 stderr, 2 status) of the sockets with something to
-/// read or that hung up.
-fn wait(ins: &[StreamIn; 2], status: Option<&UnixStream>) -> io::Result<Vec<usize>> {
+/// read or that hung up; none when `timeout` passed without any.
+fn wait(
+    ins: &[StreamIn; 2],
+    status: Option<&UnixStream>,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<usize>> {
     let socks: Vec<(usize, &UnixStream)> = ins
         .iter()
         .enumerate()
@@ -263,8 +334,11 @@ fn wait(ins: &[StreamIn; 2], status: Option<&UnixStream>) -> io::Result<Vec<usiz
         .iter()
         .map(|(_, s)| PollFd::new(s.as_fd(), PollFlags::POLLIN))
         .collect();
+    let timeout = timeout.map_or(PollTimeout::NONE, |t| {
+        PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX)
+    });
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
             Ok(_) => break,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),

@@ -3,14 +3,16 @@
 //! output limit).
 //!
 //! The job's recorded code (`jobs/N/exit_status`, what iomux-spawn
-//! reported of wsh) stays what Warden reports, 255 for a killed job, since
-//! a Warden server hands it to its clients unchanged. wsh's exit code
-//! cannot tell `exit 137` from a SIGKILL, so every job's wsh gets
-//! `--status-file jobs/N/wsh.status` and writes the wait status wshd sent
-//! (`exited N` or `signaled N [core]`) when wshd sent one (our wshd does,
-//! for every session it can carry over version 2; the C wshd does not).
-//! When wsh itself was killed (the last resort of the output limit), its
-//! own wait status in iomux-spawn's `status` file names the signal.
+//! reported of wsh, or of the shell wshd ran for it with `--wshd`: the
+//! code wsh would have exited with) stays what Warden reports, 255 for a
+//! killed job, since a Warden server hands it to its clients unchanged.
+//! That code cannot tell `exit 137` from a SIGKILL, so every job's wsh (or
+//! iomux-spawn) gets `--status-file jobs/N/wsh.status` and writes the wait
+//! status wshd sent (`exited N` or `signaled N [core]`) when wshd sent one
+//! (our wshd does, for every session it can carry over version 2; the C
+//! wshd does not). When a wsh itself was killed (the last resort of the
+//! output limit), its own wait status in iomux-spawn's `status` file names
+//! the signal.
 //!
 //! wardenctl run, link and stream then exit 128+N for signal N, as a shell
 //! does, and say on stderr `job N killed by SIGKILL (out of memory)`; where
@@ -50,6 +52,33 @@ pub fn wsh_writes_status(instance: &Instance) -> bool {
                     .any(|w| w == b"--status-file")
             })
         });
+    let _ = crate::instance::write_atomic(&probe, if yes { b"yes\n" } else { b"no\n" });
+    yes
+}
+
+/// Where a container keeps whether its iomux-spawn takes `--wshd`.
+const SPAWN_PROBE: &str = "etc/iomux-spawn-wshd";
+
+/// What this project's iomux-spawn says in its usage, and the C one (and
+/// ours before `--wshd`) nowhere.
+const SPAWN_MARKER: &[u8] = b"--wshd SOCKET";
+
+/// Whether the container's iomux-spawn can ask wshd for a job itself
+/// (`--wshd`), so that no wsh process runs between them: found once by
+/// looking for its usage line in the binary (a read of the file, where
+/// asking `--help` would cost a process on the container's first job) and
+/// the answer kept in the container. Such an iomux-spawn writes the status
+/// file as wsh does.
+pub fn spawn_asks_wshd(instance: &Instance) -> bool {
+    let probe = instance.path.join(SPAWN_PROBE);
+    if let Ok(answer) = fs::read_to_string(&probe) {
+        return answer.trim() == "yes";
+    }
+    let yes = fs::read(instance.path.join("bin/iomux-spawn")).is_ok_and(|binary| {
+        binary
+            .windows(SPAWN_MARKER.len())
+            .any(|w| w[0] == b'-' && w == SPAWN_MARKER)
+    });
     let _ = crate::instance::write_atomic(&probe, if yes { b"yes\n" } else { b"no\n" });
     yes
 }

@@ -1,11 +1,14 @@
-//! Jobs: a script fed to a shell in the container through wsh, run under
-//! iomux-spawn, read with iomux-link, as a Warden server does. Every job
-//! lives in INSTANCE/jobs/N:
+//! Jobs: a script fed to a shell in the container, run under iomux-spawn,
+//! read with iomux-link, as a Warden server does. iomux-spawn asks the
+//! container's wshd for the shell itself (`iomux-spawn --wshd`, the request
+//! wsh would send) when the container's iomux-spawn can, else through a wsh
+//! child, as the Ruby server runs it ([`crate::exits::spawn_asks_wshd`]).
+//! Every job lives in INSTANCE/jobs/N:
 //!
 //! | file           | written by  | holds                                          |
 //! |----------------|-------------|------------------------------------------------|
 //! | script         | spawn       | the shell script (the job's stdin)             |
-//! | spawn.out/.err | iomux-spawn | its own output (`child_pid=`, `child active`)  |
+//! | spawn.out/.err | iomux-spawn | its own output (`child_pid=`: wsh, or iomux-spawn itself; `child active`) |
 //! | spawn.pid      | spawn       | iomux-spawn's pid                              |
 //! | *.sock, status, *.tail | iomux-spawn | its sockets and end-of-job files       |
 //! | record.pid     | spawn       | the recorder's pid                             |
@@ -14,7 +17,7 @@
 //! | cursors        | iomux-link  | the recorder's positions                       |
 //! | stdout.log, stderr.log | recorder | what the job wrote, up to the output limit |
 //! | killed         | recorder    | why the job was killed (its output limit)      |
-//! | wsh.status     | wsh         | how the job's shell ended (`exited N`, `signaled N`), see [`crate::exits`] |
+//! | wsh.status     | wsh or iomux-spawn | how the job's shell ended (`exited N`, `signaled N`), see [`crate::exits`] |
 //! | exit_status    | recorder    | the job's exit code, once it has ended         |
 //!
 //! Every file is 0600 and the directory 0700, whatever the umask: a job's
@@ -31,9 +34,10 @@
 //! one from the next `link` or `stream`; iomux-link's cursors file makes it
 //! continue where the last one stopped.
 //!
-//! A caller that waits for the job at once and outlives it (wardend's
-//! `run`) records it itself instead, in a thread ([`spawn_attached`], see
-//! [`crate::attach`]): no recorder process, no `record.pid`; the thread
+//! A caller that waits for the job at once and outlives it (wardend's and
+//! wardenctl's `run`) records it itself instead, on the waiting thread or
+//! a thread of its own ([`run_attached`], [`run_here`], see
+//! [`crate::attach`]): no recorder process, no `record.pid`; the recording
 //! holds `record.lock` and keeps the cursors file, so that a recorder
 //! process can take over if the caller dies.
 
@@ -313,6 +317,29 @@ pub(crate) fn note_exit(dir: &Path, code: i32) -> Result<()> {
     Ok(())
 }
 
+/// Keeps `next` in the hint file, written in place: renaming a new file
+/// over the old one, as every other job file is written, makes ext4 (with
+/// its default auto_da_alloc) allocate the new file's blocks and start
+/// their writeback within the rename, a third of a millisecond on every
+/// spawn. Fixed width, so that a shorter number leaves no stale digits;
+/// a reader that catches it half-written reads a wrong hint, which costs
+/// it a few mkdirs or a read of the directory, never a reused id.
+fn write_hint(path: &Path, next: u32) {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        // Overwritten in place: a truncate would show readers an empty file.
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .and_then(|f| f.write_all_at(format!("{next:010}\n").as_bytes(), 0));
+    if written.is_err() {
+        // Without a hint the next spawn reads the directory.
+        let _ = fs::remove_file(path);
+    }
+}
+
 /// A new job directory: one more than the highest, made atomically, and
 /// marked running.
 fn new_job_dir(instance: &Instance) -> Result<(u32, PathBuf)> {
@@ -344,7 +371,7 @@ fn new_job_dir(instance: &Instance) -> Result<(u32, PathBuf)> {
         if create_private_dir(&dir)? {
             create_file(&marks.join(next.to_string()))?;
             // Only a hint: a failure to keep it costs the next spawn a read.
-            let _ = write_atomic(&hint, format!("{}\n", next + 1).as_bytes());
+            write_hint(&hint, next + 1);
             return Ok((next, dir));
         }
         taken += 1;
@@ -367,26 +394,18 @@ pub fn spawn(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<u32> {
     spawn_with(depot, handle, opts, Recorder::Process).map(|(id, _)| id)
 }
 
-/// As [`spawn`], the job recorded by a thread of this process rather than
-/// a recorder process (see [`crate::attach`]): for a caller that waits for
-/// the job's end at once and outlives it (wardend's `run`).
-pub fn spawn_attached(
-    depot: &Depot,
-    handle: &str,
-    opts: &SpawnOptions,
-) -> Result<(u32, crate::attach::Recording)> {
-    attached(depot, handle, opts, Recorder::Thread { posix_spawn: true })
-}
-
+/// As [`spawn`], the job to be recorded by this process rather than a
+/// recorder process (see [`crate::attach`]): for a caller that waits for
+/// the job's end at once and outlives it.
 fn attached(
     depot: &Depot,
     handle: &str,
     opts: &SpawnOptions,
     recorder: Recorder,
-) -> Result<(u32, crate::attach::Recording)> {
-    let (id, recording) = spawn_with(depot, handle, opts, recorder)?;
-    let recording = recording.ok_or_else(|| Error::Tool("the job has no recorder".into()))?;
-    Ok((id, recording))
+) -> Result<(u32, crate::attach::Attached)> {
+    let (id, attached) = spawn_with(depot, handle, opts, recorder)?;
+    let attached = attached.ok_or_else(|| Error::Tool("the job has no recorder".into()))?;
+    Ok((id, attached))
 }
 
 /// Who records a new job.
@@ -394,7 +413,7 @@ fn attached(
 enum Recorder {
     /// A recorder process of its own (`wardenctl __record`).
     Process,
-    /// A thread of this process ([`crate::attach`]). iomux-spawn is
+    /// This process ([`crate::attach`]). iomux-spawn is
     /// started by posix_spawn when no terminal's signals can reach it
     /// before it makes its own session (wardend), else by fork with the
     /// session made before exec.
@@ -406,7 +425,7 @@ fn spawn_with(
     handle: &str,
     opts: &SpawnOptions,
     recorder: Recorder,
-) -> Result<(u32, Option<crate::attach::Recording>)> {
+) -> Result<(u32, Option<crate::attach::Attached>)> {
     let instance = Instance::open(depot, handle)?;
     let _lock = instance.lock(false)?;
     instance.require_state("spawn", &[State::Active])?;
@@ -434,18 +453,18 @@ fn spawn_with(
     }
 }
 
-/// Spawn, then wait for the job's end and take its output, the job
-/// recorded in this process ([`spawn_attached`]); gives up with
+/// Spawn, then wait for the job's end and take its output (wardend's
+/// `run`), the job recorded by the waiting thread itself; gives up with
 /// [`Error::Cancelled`] once `wanted` says the result is no longer (the job
-/// and its recording go on).
+/// goes on, recorded by a thread from then on).
 pub fn run_attached(
     depot: &Depot,
     handle: &str,
     opts: &SpawnOptions,
     mut wanted: impl FnMut() -> bool,
 ) -> Result<(u32, JobResult)> {
-    let (id, recording) = spawn_attached(depot, handle, opts)?;
-    if !recording.wait_while(&mut wanted) {
+    let (id, attached) = attached(depot, handle, opts, Recorder::Thread { posix_spawn: true })?;
+    if let crate::attach::Recorded::HandedOver(_) = attached.record(&mut wanted)? {
         return Err(Error::Cancelled);
     }
     // Recorded by now (else the link repairs the recorder and waits).
@@ -454,7 +473,7 @@ pub fn run_attached(
 }
 
 /// `run` for a command in front of a terminal (wardenctl): the job is
-/// recorded by a thread of this process, as wardend's run is, where a
+/// recorded by this process, as wardend's run is, where a
 /// recorder process and iomux-link would cost two more processes and the
 /// polls between them. SIGINT, SIGTERM, SIGHUP and SIGQUIT, blocked from
 /// here on, hand the recording to a recorder process (it continues from
@@ -478,21 +497,22 @@ pub fn run_here(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<(u32
         .map_err(|e| Error::io("block signals")(e.into()))?;
     let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| Error::io("signalfd")(e.into()))?;
-    let (id, recording) = {
+    let (id, attached) = {
         let _step = crate::profile::step("spawn");
         attached(depot, handle, opts, Recorder::Thread { posix_spawn: false })?
     };
     let _step = crate::profile::step("link (until the job's exit)");
     let mut caught = None;
-    let ended = recording.wait_while(|| {
+    let recorded = attached.record(|| {
         caught = signals
             .read_signal()
             .ok()
             .flatten()
             .map(|s| s.ssi_signo as i32);
         caught.is_none()
-    });
-    if !ended {
+    })?;
+    if let crate::attach::Recorded::HandedOver(_recording) = recorded {
+        // The thread records on until this process is gone.
         let dir = jobs_dir(&Instance::open(depot, handle)?).join(id.to_string());
         // Waits for this process's record.lock, then takes over.
         start_recorder(&dir, opts.discard_output)?;
@@ -502,7 +522,6 @@ pub fn run_here(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<(u32
             job: id,
         });
     }
-    recording.finish();
     let result = link_output(depot, handle, &id.to_string())?;
     Ok((id, result))
 }
@@ -542,25 +561,35 @@ fn start_job(
     dir: &Path,
     opts: &SpawnOptions,
     recorder: Recorder,
-) -> Result<Option<crate::attach::Recording>> {
+) -> Result<Option<crate::attach::Attached>> {
     let script_path = dir.join("script");
     write_atomic(&script_path, &opts.script)?;
     let script =
         File::open(&script_path).map_err(Error::io(format!("open {}", script_path.display())))?;
     let mut command = Command::new(instance.path.join("bin/iomux-spawn"));
-    command
-        .arg(dir)
-        .arg(instance.wsh())
-        .arg("--socket")
-        .arg(instance.socket());
-    if crate::exits::wsh_writes_status(instance) {
+    let status_file = dir.join(crate::exits::WSH_STATUS);
+    if crate::exits::spawn_asks_wshd(instance) {
+        // The same request wsh would send, without a wsh process.
         command
+            .arg("--wshd")
+            .arg(instance.socket())
+            .arg("--user")
+            .arg(user_of(opts))
             .arg("--status-file")
-            .arg(dir.join(crate::exits::WSH_STATUS));
+            .arg(&status_file)
+            .arg(dir);
+    } else {
+        command
+            .arg(dir)
+            .arg(instance.wsh())
+            .arg("--socket")
+            .arg(instance.socket());
+        if crate::exits::wsh_writes_status(instance) {
+            command.arg("--status-file").arg(&status_file);
+        }
+        command.arg("--user").arg(user_of(opts));
     }
     command
-        .arg("--user")
-        .arg(user_of(opts))
         .arg("/bin/sh")
         .envs(opts.rlimits.iter().map(|(k, v)| (k, v)))
         .stdin(script)
@@ -584,7 +613,7 @@ fn start_job(
         let lock = lock_recorder(dir, false)?
             .ok_or_else(|| Error::Tool(format!("{} has a recorder already", dir.display())))?;
         let exited = || matches!(spawner.try_wait(), Ok(Some(_)));
-        return crate::attach::start(instance, dir, lock, opts.discard_output, exited)
+        return crate::attach::attach(instance, dir, lock, opts.discard_output, exited)
             .map(Some)
             .map_err(|e| match spawn_error(dir) {
                 Some(why) => Error::Tool(format!("iomux-spawn failed: {why}")),
@@ -1206,7 +1235,8 @@ mod tests {
         assert_eq!(running(&instance), vec![2]);
 
         // The next id comes from the hint; a stale one costs mkdirs only.
-        assert_eq!(fs::read_to_string(jobs.join(".next")).unwrap(), "4\n");
+        let hint = fs::read_to_string(jobs.join(".next")).unwrap();
+        assert_eq!(hint, "0000000004\n", "fixed width, written in place");
         fs::write(jobs.join(".next"), "1\n").unwrap();
         let (id, dir4) = new_job_dir(&instance).unwrap();
         assert_eq!(id, 4, "past the taken ids");

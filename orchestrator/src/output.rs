@@ -398,9 +398,9 @@ fn start_killer(instance: &Instance, dir: &Path) -> std::thread::JoinHandle<()> 
 }
 
 /// Kills the job in `dir`: every process of the container holding one of
-/// the pipes its wsh got from wshd, again until none is left; wsh itself
-/// only when that does not end it (a process out of reach still holds a
-/// pipe), so that the job ends in any case.
+/// the pipes its wsh (or iomux-spawn) got from wshd, again until none is
+/// left; a wsh itself only when that does not end it (a process out of
+/// reach still holds a pipe), so that the job ends in any case.
 pub fn kill_job(instance: &Instance, dir: &Path) {
     let Some(wsh) = job_wsh(instance, dir) else {
         return;
@@ -425,14 +425,22 @@ pub fn kill_job(instance: &Instance, dir: &Path) {
             victims.is_empty()
         });
     }
+    // An iomux-spawn that asked wshd itself (`--wshd`) holds the pipes;
+    // it ends the job once the shell's status is in, whoever else holds
+    // them. Killing it would lose that status.
+    if process::read_pid(&dir.join("spawn.pid")) == Some(wsh) {
+        return;
+    }
     let socket = instance.socket();
     if !poll_until(KILL_TIMEOUT, || !process::alive_with(wsh, &socket)) {
         let _ = kill(Pid::from_raw(wsh), Signal::SIGKILL);
     }
 }
 
-/// The job's wsh: iomux-spawn's child (`child_pid=` in spawn.out), if it
-/// still runs and is the wsh of this container (a pid can be reused).
+/// The host process holding the job's pipes (`child_pid=` in spawn.out):
+/// iomux-spawn's child wsh, or iomux-spawn itself when it asked wshd
+/// (`--wshd`); if it still runs and talks to this container's wshd (a pid
+/// can be reused).
 fn job_wsh(instance: &Instance, dir: &Path) -> Option<i32> {
     let out = fs::read_to_string(dir.join("spawn.out")).ok()?;
     let pid = out
@@ -451,8 +459,9 @@ fn fd_target(pid: i32, fd: &OsString) -> Option<OsString> {
         .map(PathBuf::into_os_string)
 }
 
-/// The pipes among wsh's descriptors past 0-2 (those are its own, to
-/// iomux-spawn): the job's stdin, stdout, stderr and exit pipes.
+/// The pipes among the holder's descriptors past 0-2 (those are its own:
+/// to iomux-spawn, or iomux-spawn's script and log files): the job's
+/// stdin, stdout, stderr and exit pipes.
 fn pipes_of(wsh: i32) -> HashSet<OsString> {
     let Ok(entries) = fs::read_dir(format!("/proc/{wsh}/fd")) else {
         return HashSet::new();

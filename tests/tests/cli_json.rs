@@ -726,8 +726,10 @@ fn a_job_killed_by_a_signal_says_so() {
 }
 
 /// A container made by an earlier build keeps its own wsh, which knows no
-/// `--status-file`: its jobs still run (the option is left out, found once
-/// by asking that wsh's --help), and a killed job is reported as before.
+/// `--status-file`, and its own iomux-spawn, which knows no `--wshd`: its
+/// jobs still run through that wsh (each option left out, found once by
+/// asking that wsh's --help and by looking for iomux-spawn's usage line),
+/// and a killed job is reported as before.
 #[test]
 fn a_container_whose_wsh_predates_status_files_runs_jobs() {
     let Some(depot) = depot("old-wsh") else {
@@ -735,6 +737,14 @@ fn a_container_whose_wsh_predates_status_files_runs_jobs() {
     };
     let c = depot.create("oldwsh", &[]);
     let bin = depot.path("oldwsh").join("bin");
+    // A container that old has an iomux-spawn without --wshd too (no usage
+    // line naming it): its jobs go through its wsh.
+    fs::rename(bin.join("iomux-spawn"), bin.join("iomux-spawn.real")).unwrap();
+    let old_spawn = format!(
+        "#!/bin/sh\nexec {} \"$@\"\n",
+        bin.join("iomux-spawn.real").display()
+    );
+    fs::write(bin.join("iomux-spawn"), old_spawn).unwrap();
     fs::rename(bin.join("wsh"), bin.join("wsh.real")).unwrap();
     // An older wsh: its usage on stderr without the option, which it
     // refuses, as it refuses any option it does not know.
@@ -749,13 +759,19 @@ fn a_container_whose_wsh_predates_status_files_runs_jobs() {
     );
     fs::write(bin.join("wsh"), fake).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(bin.join("wsh"), fs::Permissions::from_mode(0o755)).unwrap();
+    for helper in ["wsh", "iomux-spawn"] {
+        fs::set_permissions(bin.join(helper), fs::Permissions::from_mode(0o755)).unwrap();
+    }
 
     let out = c.run(&["echo", "still runs"]);
     assert_ok(&out, "a job through the older wsh");
     assert_eq!(stdout(&out), "still runs\n");
     assert_eq!(
         fs::read_to_string(depot.path("oldwsh").join("etc/wsh-status-file")).unwrap(),
+        "no\n"
+    );
+    assert_eq!(
+        fs::read_to_string(depot.path("oldwsh").join("etc/iomux-spawn-wshd")).unwrap(),
         "no\n"
     );
     let out = c.run(&["sh", "-c", "kill -TERM $$"]);

@@ -157,8 +157,11 @@ fn debug_traces_the_scripts() {
         let out = create_on(&depot, handle, &rootfs, flag, env);
         assert_code(&out, 10, "failing create under --debug");
         let err = stderr(&out);
-        // set -x lines of create.sh and start.sh, and of a hook (via wshd's log).
-        for traced in ["+ mkdir -m 0700 ", "+ ./net.sh setup", "+ set -eu"] {
+        // set -x lines of create.sh and start.sh, and of a hook (via wshd's
+        // log). start.sh's is a word of a line its main shell traces: the
+        // shells of steps run side by side write their traces word by
+        // word, interleaved.
+        for traced in ["+ mkdir -m 0700 ", "net_setup=", "+ set -eu"] {
             assert!(
                 err.contains(traced),
                 "{flag:?} {env:?}: no {traced:?} in:\n{err}"

@@ -513,6 +513,10 @@ fn megabyte_writes_reach_late_and_relinking_links_exactly() {
             .spawn()
             .unwrap(),
     ));
+    // Connected before the job goes on, else a job quicker than the
+    // link's start ends first and the link finds its sockets gone.
+    let relink_pid = relink.0.as_ref().unwrap().id();
+    wait_until("re-link connected", || sockets_open(relink_pid) >= 3);
     fs::write(&more, b"").unwrap();
     let st = tests::iomux_job::wait_deadline(relink.0.as_mut().unwrap(), DEADLINE);
     relink.0 = None;

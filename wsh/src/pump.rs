@@ -193,14 +193,7 @@ impl Pair {
     }
 }
 
-/// What the exit pipe said.
-#[derive(Clone, Copy)]
-pub enum Exit {
-    /// The 4-byte word: an exit code (v1) or a raw wait status (v2).
-    Word(i32),
-    /// EOF without a word.
-    Closed,
-}
+pub use wire::exit::Exit;
 
 /// Run until the exit pipe yields, then drain the outputs. `on_signal` gets
 /// each signal read from `signals`.

@@ -1,12 +1,12 @@
-//! The process entry point of wshd and wsh, without the Rust runtime's
-//! start-up (wsh includes this file from here).
+//! The process entry point of wshd, wsh and iomux-spawn, without the Rust
+//! runtime's start-up (wsh and iomux-spawn include this file from here).
 //!
 //! `lang_start` installs a stack-overflow handler whose stack lookup
 //! (pthread_getattr_np) links and runs glibc's /proc/self/maps parser
 //! (sscanf, strtod and their tables): about 100 KiB more binary, resident in
 //! pid 1 of every container, and a file read and a dozen system calls at
 //! every start, on the path every command through a container waits for.
-//! What it does that the two rely on is done here instead. `std::env::args`
+//! What it does that they rely on is done here instead. `std::env::args`
 //! keeps working: glibc hands argv to std's own init hook.
 
 /// The parts of std's start-up worth keeping: descriptors 0-2 always open
