@@ -7,7 +7,8 @@
 # Cases (each run a fresh container):
 #   warden_start    wardenctl create (copy skeleton, overlay, cgroups, veth
 #                   pair with addresses, iptables chains, wshd) + the first
-#                   `wardenctl run H -- /bin/true` (iomux-spawn, wsh, recorder)
+#                   `wardenctl run H -- /bin/true` (iomux-spawn asking wshd,
+#                   recorded by wardenctl itself)
 #   warden_start_unconfined  the same with --allow-nested-warden (no
 #                   capability cut, seccomp filter or /proc masks): what
 #                   confinement costs a create

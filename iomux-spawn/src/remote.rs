@@ -3,8 +3,10 @@
 //! (a process start, and a copy of every byte through it, less).
 //!
 //! The request is the one wsh would send for the same options and
-//! environment ([`wire::client`]), carried over version 2 with a pidfd
-//! when the daemon's features file offers it, as wsh does. The job's
+//! environment ([`wire::client`]), carried over version 2 when the
+//! daemon's features file offers it, as wsh does, but without asking for a
+//! pidfd (which only signal forwarding needs, and which makes wshd fork and
+//! hold the process rather than start it with vfork). The job's
 //! stdout and stderr pipes come straight into the rings; iomux-spawn's own
 //! stdin (the script) is copied to the job's ([`StdinCopy`]); the exit
 //! pipe's word becomes the status wsh would have exited with
@@ -37,8 +39,6 @@ pub struct Running {
     protocol: Protocol,
     status_file: Option<PathBuf>,
     word: Vec<u8>,
-    /// Kept so that the process stays ours to name until its end.
-    _pidfd: Option<OwnedFd>,
 }
 
 impl Pending {
@@ -70,7 +70,10 @@ impl Pending {
     /// non-blocking.
     pub fn start(self) -> Result<(Running, OwnedFd, [OwnedFd; 2]), SessionError> {
         let offer = wire::client::upgrade_offer(&self.socket);
-        let session = wire::client::open(&self.socket, &self.request, offer.as_ref())?;
+        // No pidfd: nobody forwards signals through us, and without one
+        // wshd starts the job at once (vfork) instead of holding a fork.
+        let session =
+            wire::client::open_upgrading(&self.socket, &self.request, offer.as_ref(), false)?;
         let protocol = if session.upgraded {
             // Nobody forwards signals through us.
             Protocol::Upgraded { forwarded: false }
@@ -100,7 +103,6 @@ impl Pending {
             protocol,
             status_file: self.status_file,
             word: Vec::with_capacity(4),
-            _pidfd: session.pidfd,
         };
         Ok((running, stdin, [stdout, stderr]))
     }

@@ -74,13 +74,34 @@ pub fn spawn_asks_wshd(instance: &Instance) -> bool {
     if let Ok(answer) = fs::read_to_string(&probe) {
         return answer.trim() == "yes";
     }
-    let yes = fs::read(instance.path.join("bin/iomux-spawn")).is_ok_and(|binary| {
-        binary
-            .windows(SPAWN_MARKER.len())
-            .any(|w| w[0] == b'-' && w == SPAWN_MARKER)
-    });
+    let yes = fs::File::open(instance.path.join("bin/iomux-spawn"))
+        .and_then(|file| contains(file, SPAWN_MARKER))
+        .unwrap_or(false);
     let _ = crate::instance::write_atomic(&probe, if yes { b"yes\n" } else { b"no\n" });
     yes
+}
+
+/// Whether `needle` occurs in what `reader` holds, read a chunk at a time
+/// (a daemon reading a whole binary would keep the freed megabyte in its
+/// allocator's arena).
+fn contains(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<bool> {
+    let mut buf = vec![0u8; 64 << 10];
+    // The end of the last chunk, where a match may begin.
+    let mut kept = 0;
+    loop {
+        let n = match reader.read(&mut buf[kept..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let filled = kept + n;
+        if buf[..filled].windows(needle.len()).any(|w| w == needle) {
+            return Ok(true);
+        }
+        kept = (needle.len() - 1).min(filled);
+        buf.copy_within(filled - kept..filled, 0);
+    }
 }
 
 /// What a job's end was.
@@ -218,6 +239,50 @@ pub fn signal_name(n: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out its bytes `step` at a time, as a file read may.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_marker_is_found_across_reads_and_only_where_it_is() {
+        let mut binary = vec![b'x'; 200_000];
+        binary.extend_from_slice(SPAWN_MARKER);
+        binary.extend_from_slice(b" [--user NAME]");
+        for step in [1, 3, 7, 4096, 65536, 1 << 20] {
+            let found = contains(
+                Trickle {
+                    bytes: &binary,
+                    step,
+                },
+                SPAWN_MARKER,
+            )
+            .unwrap();
+            assert!(found, "read {step} at a time");
+        }
+        let mut cut = binary.clone();
+        cut.truncate(200_000 + SPAWN_MARKER.len() - 1);
+        assert!(!contains(
+            Trickle {
+                bytes: &cut,
+                step: 5
+            },
+            SPAWN_MARKER
+        )
+        .unwrap());
+        assert!(!contains(&b""[..], SPAWN_MARKER).unwrap());
+    }
 
     fn end(signal: Option<i32>) -> JobEnd {
         JobEnd {

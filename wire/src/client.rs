@@ -175,6 +175,20 @@ pub fn open(
     request: &Request,
     offer: Option<&Features>,
 ) -> Result<Session, SessionError> {
+    open_upgrading(socket, request, offer, true)
+}
+
+/// As [`open`]; an upgraded request asks for a pidfd only when
+/// `with_pidfd`. Without one, wshd starts the process at once with vfork
+/// rather than forking it and holding it until the answer is out, and the
+/// exit pipe still carries the wait status: for a client that forwards no
+/// signals (iomux-spawn).
+pub fn open_upgrading(
+    socket: &Path,
+    request: &Request,
+    offer: Option<&Features>,
+    with_pidfd: bool,
+) -> Result<Session, SessionError> {
     let mut bytes = request.encode().map_err(SessionError::Encode)?;
     let mut stream =
         UnixStream::connect(socket).map_err(|e| SessionError::Connect(socket.to_owned(), e))?;
@@ -183,7 +197,7 @@ pub fn open(
     let request = if upgraded {
         upgrade = Request {
             version: 2,
-            want_pidfd: true,
+            want_pidfd: with_pidfd,
             ..request.clone()
         };
         bytes = upgrade.encode().map_err(SessionError::Encode)?;
