@@ -29,28 +29,7 @@ use anyhow::{bail, Context, Result};
 use args::{Args, Runner};
 use event_loop::{Job, WshdJob};
 
-/// The C entry point, called by glibc's start-up (see [`entry`]).
-// no_mangle is what makes this the program's `main`.
-#[allow(unsafe_code)]
-#[cfg(not(test))]
-#[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    start()
-}
-
-/// A unit-test build keeps the Rust entry point, which its harness replaces.
-#[cfg(test)]
-fn main() {
-    std::process::exit(start());
-}
-
-fn start() -> libc::c_int {
-    entry::init();
-    let code = cli();
-    // Without the runtime's clean-up, buffered stdout is flushed here.
-    let _ = std::io::stdout().flush();
-    code
-}
+entry::c_main!(cli);
 
 fn cli() -> libc::c_int {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();

@@ -361,8 +361,10 @@ fn a_job_past_its_output_limit_is_killed() {
     assert!(config_has(&instance, "job_output_limit='1048576'"));
 
     // Endless output on both streams, one writer in the background: every
-    // process holding the job's pipes must go.
-    let job = c.spawn("yes xxxxxxxx & yes yyyyyyyy >&2");
+    // process holding the job's pipes must go. The first line comes before
+    // either writer: which of the two fills the limit first is the
+    // scheduler's business (stderr alone did, in one run of twelve).
+    let job = c.spawn("echo xxxxxxxx; yes xxxxxxxx & yes yyyyyyyy >&2");
     let dir = instance.join("jobs").join(&job);
     let out = depot.ctl(&["link", "out", &job]);
     // SIGKILLed: 128+9, and said why (was 255 before wardenctl knew the

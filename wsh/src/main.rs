@@ -29,22 +29,7 @@ use wire::exit::{exit_code, status_text, write_status, Protocol, EXIT_FAILURE};
 /// Bad command line, as the C client.
 const EXIT_USAGE: i32 = 1;
 
-/// The C entry point, called by glibc's start-up (see [`entry`]).
-// no_mangle is what makes this the program's `main`.
-#[allow(unsafe_code)]
-#[cfg(not(test))]
-#[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    entry::init();
-    run()
-}
-
-/// A unit-test build keeps the Rust entry point, which its harness replaces.
-#[cfg(test)]
-fn main() {
-    entry::init();
-    std::process::exit(run());
-}
+entry::c_main!(run);
 
 fn stdio(fd: i32) -> BorrowedFd<'static> {
     stdio::borrow(fd)

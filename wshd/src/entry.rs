@@ -33,3 +33,39 @@ pub fn init() {
     // SAFETY: installing SIG_IGN runs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
+
+/// Runs the program: the start-up above, `run`, then the flush of buffered
+/// stdout that the runtime's clean-up would have done.
+pub fn start(run: fn() -> libc::c_int) -> libc::c_int {
+    use std::io::Write;
+    init();
+    let code = run();
+    let _ = std::io::stdout().flush();
+    code
+}
+
+/// The program's entry points around `$run` (a `fn() -> libc::c_int`): the
+/// C `main` glibc's start-up calls, and for a unit-test build the Rust
+/// `main` its harness replaces. The crate sets `no_main` outside tests.
+macro_rules! c_main {
+    ($run:path) => {
+        /// The C entry point, called by glibc's start-up (see [`entry`]).
+        // no_mangle is what makes this the program's `main`.
+        #[allow(unsafe_code)]
+        #[cfg(not(test))]
+        #[no_mangle]
+        pub extern "C" fn main(
+            _argc: libc::c_int,
+            _argv: *const *const libc::c_char,
+        ) -> libc::c_int {
+            entry::start($run)
+        }
+
+        /// A unit-test build keeps the Rust entry point.
+        #[cfg(test)]
+        fn main() {
+            std::process::exit(entry::start($run));
+        }
+    };
+}
+pub(crate) use c_main;

@@ -26,30 +26,7 @@ mod spawn;
 mod startup;
 mod users;
 
-use std::io::Write;
-
-/// The C entry point, called by glibc's start-up (see [`entry`]).
-// no_mangle is what makes this the program's `main`.
-#[allow(unsafe_code)]
-#[cfg(not(test))]
-#[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    start()
-}
-
-/// A unit-test build keeps the Rust entry point, which its harness replaces.
-#[cfg(test)]
-fn main() {
-    std::process::exit(start());
-}
-
-fn start() -> libc::c_int {
-    entry::init();
-    let code = run();
-    // Without the runtime's clean-up, buffered stdout is flushed here.
-    let _ = std::io::stdout().flush();
-    code
-}
+entry::c_main!(run);
 
 /// The whole program; its exit code.
 fn run() -> libc::c_int {
