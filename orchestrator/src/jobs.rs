@@ -413,11 +413,11 @@ fn attached(
 enum Recorder {
     /// A recorder process of its own (`wardenctl __record`).
     Process,
-    /// This process ([`crate::attach`]). iomux-spawn is
-    /// started by posix_spawn when no terminal's signals can reach it
-    /// before it makes its own session (wardend), else by fork with the
-    /// session made before exec.
-    Thread { posix_spawn: bool },
+    /// The caller, which waits for the job's end ([`crate::attach`]).
+    /// iomux-spawn is started by posix_spawn when no terminal's signals
+    /// can reach it before it makes its own session (wardend), else by fork
+    /// with the session made before exec.
+    Caller { posix_spawn: bool },
 }
 
 fn spawn_with(
@@ -463,7 +463,7 @@ pub fn run_attached(
     opts: &SpawnOptions,
     mut wanted: impl FnMut() -> bool,
 ) -> Result<(u32, JobResult)> {
-    let (id, attached) = attached(depot, handle, opts, Recorder::Thread { posix_spawn: true })?;
+    let (id, attached) = attached(depot, handle, opts, Recorder::Caller { posix_spawn: true })?;
     if let crate::attach::Recorded::HandedOver(_) = attached.record(&mut wanted)? {
         return Err(Error::Cancelled);
     }
@@ -499,7 +499,7 @@ pub fn run_here(depot: &Depot, handle: &str, opts: &SpawnOptions) -> Result<(u32
         .map_err(|e| Error::io("signalfd")(e.into()))?;
     let (id, attached) = {
         let _step = crate::profile::step("spawn");
-        attached(depot, handle, opts, Recorder::Thread { posix_spawn: false })?
+        attached(depot, handle, opts, Recorder::Caller { posix_spawn: false })?
     };
     let _step = crate::profile::step("link (until the job's exit)");
     let mut caught = None;
@@ -596,7 +596,7 @@ fn start_job(
         .stdout(create_file(&dir.join("spawn.out"))?)
         .stderr(create_file(&dir.join("spawn.err"))?);
     let mut spawner = match recorder {
-        Recorder::Thread { posix_spawn: true } => {
+        Recorder::Caller { posix_spawn: true } => {
             process::spawn_self_detaching(&mut command, "iomux-spawn")?
         }
         _ => process::spawn_detached(&mut command, "iomux-spawn")?,
@@ -606,7 +606,7 @@ fn start_job(
         format!("{}\n", spawner.id()).as_bytes(),
     )?;
 
-    if let Recorder::Thread { .. } = recorder {
+    if let Recorder::Caller { .. } = recorder {
         if opts.discard_output {
             write_atomic(&dir.join("discard_output"), b"")?;
         }
