@@ -108,8 +108,7 @@ pub struct EventLoop {
     connected: [bool; 3],
     job: Job,
     child_ready: bool,
-    /// With whether our stdin is a file (not registered with epoll).
-    stdin: Option<(StdinCopy, bool)>,
+    stdin: Option<StdinCopy>,
     status: Option<WaitStatus>,
     pipes: [Option<Pipe>; 2],
     rings: [Ring; 2],
@@ -517,21 +516,21 @@ impl EventLoop {
                 Interest::WRITABLE,
             )
             .context("registering the job's stdin")?;
-        self.stdin = Some((StdinCopy::new(stdin, source_is_file), source_is_file));
+        self.stdin = Some(StdinCopy::new(stdin, source_is_file));
         self.job = Job::Wshd(WshdJob::Running(running));
         self.copy_stdin();
         Ok(())
     }
 
     fn copy_stdin(&mut self) {
-        let Some((copy, source_is_file)) = self.stdin.as_mut() else {
+        let Some(copy) = self.stdin.as_mut() else {
             return;
         };
         copy.pump();
         if copy.done() {
             // The job's end closed with the copy (so left epoll); ours is
             // still open.
-            if !*source_is_file {
+            if !copy.source_is_file() {
                 let _ = self.poll.registry().deregister(&mut SourceFd(&0));
             }
             self.stdin = None;

@@ -182,6 +182,11 @@ impl StdinCopy {
         }
     }
 
+    /// Whether our stdin is a file (so not registered with epoll).
+    pub fn source_is_file(&self) -> bool {
+        self.source_is_file
+    }
+
     pub fn done(&self) -> bool {
         self.sink.is_none()
     }
