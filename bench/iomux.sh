@@ -13,7 +13,8 @@
 # counted in failed_links; on a loaded machine that is the price of never
 # slowing the job down.
 # Env: BIN_DIR or WARDEN_BIN_DIR (default target/x86_64-unknown-linux-gnu/release),
-# BENCH_RESULTS (default bench/results).
+# BENCH_RESULTS (default bench/results), BENCH_TMPDIR (default /tmp: where
+# the work directory goes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -23,7 +24,7 @@ SPAWN=$BIN_DIR/iomux-spawn
 LINK=$BIN_DIR/iomux-link
 [[ -x $SPAWN && -x $LINK ]] || { echo "build first: cargo build --release -p iomux-spawn -p iomux-link" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/iomux-bench.XXXXXX)
+WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/iomux-bench.XXXXXX")
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done

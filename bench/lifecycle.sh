@@ -28,7 +28,8 @@
 # SETTLE (default 0.25 s): the pause before each case.
 # Env: BIN_DIR or WARDEN_BIN_DIR (default target/x86_64-unknown-linux-gnu/release),
 # ROOTFS or WARDEN_TEST_ROOTFS (default target/rootfs/busybox), BENCH_RESULTS
-# (default bench/results). Needs root, `wardenctl setup` done (it is
+# (default bench/results), BENCH_TMPDIR (default /tmp: where the work
+# directory and its depot go). Needs root, `wardenctl setup` done (it is
 # run here), runc (apt-get install runc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +47,7 @@ W=$BIN_DIR/wardenctl
 $PROFILE_ONLY || command -v runc >/dev/null || { echo "runc is missing: apt-get install runc" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || { echo "must run as root" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/lifecycle-bench.XXXXXX)
+WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/lifecycle-bench.XXXXXX")
 export WARDEN_DEPOT=$WORK/depot WARDEN_BIN_DIR=$BIN_DIR
 POOL=${POOL:-10.254.240.0/24}
 cleanup() {

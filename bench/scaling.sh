@@ -18,7 +18,8 @@
 # one row per container, with the load average then, as the machine may be
 # shared) and a table on stdout.
 # Env: BIN_DIR or WARDEN_BIN_DIR, ROOTFS or WARDEN_TEST_ROOTFS, BENCH_RESULTS,
-# POOL (default 10.252.0.0/22: 256 containers). Needs root.
+# POOL (default 10.252.0.0/22: 256 containers), BENCH_TMPDIR (default /tmp:
+# where the work directory and its depot go). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-250}
@@ -31,7 +32,7 @@ W=$BIN_DIR/wardenctl
 [[ $(id -u) == 0 ]] || { echo "must run as root" >&2; exit 1; }
 (( COUNT >= 1 && COUNT <= 256 )) || { echo "COUNT must be 1..256 (one /30 each of a /22)" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/scaling-bench.XXXXXX)
+WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/scaling-bench.XXXXXX")
 export WARDEN_DEPOT=$WORK/depot WARDEN_BIN_DIR=$BIN_DIR WARDEN_POOL_NETWORK=$POOL
 ids=()
 cleanup() {

@@ -9,7 +9,11 @@
 #          start per command, same depot, same container) | `wsh --socket
 #          INSTANCE/run/wshd.sock /bin/true` straight to wshd | the same
 #          job through wsh (`/bin/sh` reading the script `/bin/true` on
-#          its stdin, as vcap, as wardend runs every job); all timed
+#          its stdin, as vcap, as wardend runs every job) | the run through
+#          wardend on a second container whose bin/iomux-spawn is a copy
+#          (not the helper's file), so wardend execs each job's iomux-spawn
+#          instead of having its zygote fork one (orchestrator/src/
+#          zygote.rs): the zygote's gain, same server; all timed
 #          alike (warden-load exec: fork/exec/wait), in interleaved batches
 #          of 10 whose order rotates
 #   where the time goes  `spawn /bin/true` through wardend (the job's start:
@@ -32,7 +36,8 @@
 # one row per measured run). Builds nothing: `make build rootfs` first.
 # Env: WARDEN_BIN_DIR, WARDEN_TEST_ROOTFS, BENCH_RESULTS (default
 # bench/results), WARDEND_PING_ROUNDS (default 10) and WARDEND_PING_SECONDS
-# (default 1) per client count, WARDEND_CONTAINERS (default 100).
+# (default 1) per client count, WARDEND_CONTAINERS (default 100), BENCH_TMPDIR
+# (default /tmp: where the work directory and its depot go).
 # Cleans up on exit, also on failure: destroys its containers, stops its
 # wardend, removes its directories, and says if anything was left.
 set -euo pipefail
@@ -49,12 +54,12 @@ batch=10
 for b in wardend wardenctl wsh warden-load; do
   [[ -x $bin/$b ]] || { echo "$bin/$b is missing: build first (make build rootfs)" >&2; exit 1; }
 done
-((containers >= 1 && containers <= 128)) || { echo "WARDEND_CONTAINERS: 1..128 (the pool)" >&2; exit 1; }
+((containers >= 1 && containers <= 127)) || { echo "WARDEND_CONTAINERS: 1..127 (the pool, less the exec case's)" >&2; exit 1; }
 W=$bin/wardenctl
 LOAD=$bin/warden-load
 mkdir -p "$results"
 
-work=$(mktemp -d /tmp/wardend-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/wardend-bench.XXXXXX")
 chmod 700 "$work"
 mkdir -m 700 "$work/sock" "$work/depot"
 socket=$work/sock/warden.sock
@@ -99,6 +104,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Microseconds a file creation takes in the depot's directory: on this VM
+# (ext4 mounted with discard) 10-15 µs, but 100-370 µs for a while in a
+# region that just saw many deletions, and a job creates 19 files; printed
+# with the results so a slow run can be told from a slow disk.
+create_us() {
+  local d=$work/create-probe i t0 t1
+  mkdir "$d"
+  t0=$(date +%s%N)
+  for i in {1..200}; do : >"$d/f$i"; done
+  t1=$(date +%s%N)
+  rm -rf "$d"
+  echo $(((t1 - t0) / 200000))
+}
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -146,13 +164,20 @@ done
 handle=$("$LOAD" create "$socket" wardend-bench-run 1)
 path=$("$W" info "$handle" --json | sed -n 's/.*"container_path": *"\([^"]*\)".*/\1/p')
 [[ -S $path/run/wshd.sock ]] || { echo "no wshd socket for $handle at $path" >&2; exit 1; }
+# A container holding its own copy of iomux-spawn: its jobs' iomux-spawn is
+# exec'd, as before the zygote.
+exec_handle=$("$LOAD" create "$socket" wardend-bench-exec 1)
+exec_path=$("$W" info "$exec_handle" --json | sed -n 's/.*"container_path": *"\([^"]*\)".*/\1/p')
+cp "$exec_path/bin/iomux-spawn" "$exec_path/bin/iomux-spawn.copy"
+mv "$exec_path/bin/iomux-spawn.copy" "$exec_path/bin/iomux-spawn"
 # The same job straight through wsh: /bin/sh reading the script on its
 # stdin, as every Warden job is run (a run's script is fed to a shell).
 printf '/bin/true\n' >"$work/true.sh"
-cases=(run_wardend run_wardenctl run_wsh run_wsh_sh spawn_wardend info_wardend)
+cases=(run_wardend run_wardenctl run_wsh run_wsh_sh spawn_wardend info_wardend run_wardend_exec)
 measure() { # case N
   case $1 in
     run_wardend) "$LOAD" run "$socket" "$handle" "$2" ;;
+    run_wardend_exec) "$LOAD" run "$socket" "$exec_handle" "$2" ;;
     spawn_wardend) "$LOAD" spawn "$socket" "$handle" "$2" ;;
     info_wardend) "$LOAD" info "$socket" "$handle" "$2" ;;
     run_wardenctl) "$LOAD" exec "$2" -- "$W" run "$handle" -- /bin/true ;;
@@ -160,6 +185,7 @@ measure() { # case N
     run_wsh_sh) "$LOAD" exec "$2" --stdin "$work/true.sh" -- "$bin/wsh" --socket "$path/run/wshd.sock" --user vcap /bin/sh ;;
   esac 2>>"$work/load.log"
 }
+create_before=$(create_us)
 for c in "${cases[@]}"; do measure "$c" 5 >/dev/null; done # warm-up
 batches=$(((rounds + batch - 1) / batch))
 for b in $(seq 0 $((batches - 1))); do
@@ -168,9 +194,12 @@ for b in $(seq 0 $((batches - 1))); do
     measure "$c" "$batch" >>"$work/$c.ms"
   done
 done
+create_after=$(create_us)
 for c in "${cases[@]}"; do
   awk -v c="$c" '{print c "," NR "," $1 ",ms"}' "$work/$c.ms" >>"$csv"
 done
+row file_create_before_runs 1 "$create_before" us
+row file_create_after_runs 1 "$create_after" us
 
 # RSS with containers, then with one open stream each.
 more=()
@@ -197,7 +226,7 @@ rss_recorder=$(printf '%s\n' "${recorders[@]}" | median)
 exec 3>&-
 wait "$streams_pid" || { echo "warden-load streams failed (log: below)" >&2; cat "$work/load.log" >&2; exit 1; }
 streams_pid=""
-"$LOAD" destroy "$socket" "${handles[@]}"
+"$LOAD" destroy "$socket" "${handles[@]}" "$exec_handle"
 {
   row rss_wardend_idle 1 "$rss_idle" KiB
   row rss_wardend_${containers}_containers 1 "$rss_containers" KiB
@@ -210,6 +239,7 @@ cp "$csv" "$results/wardend.csv"
 med() { awk -F, -v c="$1" '$1 == c {print $3}' "$csv" | median; }
 p1=$(med ping_1_client) p64=$(med ping_64_clients)
 rw=$(med run_wardend) rc=$(med run_wardenctl) rs=$(med run_wsh) rsh=$(med run_wsh_sh)
+rx=$(med run_wardend_exec)
 sw=$(med spawn_wardend) iw=$(med info_wardend)
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "met" : "MISSED" }'; }
 printf '%-36s %12s %8s\n' "ping (median of $ping_rounds x ${ping_seconds}s)" "requests/s" "vs 1"
@@ -217,14 +247,17 @@ printf '%-36s %12s %8s\n' "1 client" "$p1" "1.00" "64 clients" "$p64" "$(ratio "
 printf '%-36s %12s %8s\n' "run /bin/true (median of $rounds)" "ms" "vs wsh"
 printf '%-36s %12s %8s\n' "through wardend" "$rw" "$(ratio "$rw" "$rs")" \
   "wardenctl run" "$rc" "$(ratio "$rc" "$rs")" "wsh straight to wshd" "$rs" "1.00" \
-  "wsh, the same job (sh <script)" "$rsh" "$(ratio "$rsh" "$rs")"
+  "wsh, the same job (sh <script)" "$rsh" "$(ratio "$rsh" "$rs")" \
+  "through wardend, iomux-spawn exec'd" "$rx" "$(ratio "$rx" "$rs")"
 printf '%-36s %12s %8s\n' "where the time goes" "ms" "of run" \
   "  spawn /bin/true (the job's start)" "$sw" "$(ratio "$sw" "$rw")" \
   "  info (carried by every run reply)" "$iw" "$(ratio "$iw" "$rw")"
 printf 'target: wardend/wsh %s <= 2.00 (%s); wardend/wardenctl %s <= 0.50 (%s); wardend/(wsh, same job) %s\n' \
   "$(ratio "$rw" "$rs")" "$(verdict "$(ratio "$rw" "$rs")" 2)" \
   "$(ratio "$rw" "$rc")" "$(verdict "$(ratio "$rw" "$rc")" 0.5)" "$(ratio "$rw" "$rsh")"
+printf 'zygote: a run with iomux-spawn exec'"'"'d takes %s the forked one\n' "$(ratio "$rx" "$rw")"
 printf '%-36s %12s\n' "wardend RSS (KiB)" "" "idle" "$rss_idle" \
   "$containers containers" "$rss_containers" "$containers open streams" "$rss_streams" \
   "  (threads then)" "$threads_streams" "one job's recorder (own process)" "$rss_recorder"
+echo "a file's creation in the depot ($work): ${create_before} µs before the runs, ${create_after} µs after"
 echo "per-run data: $results/wardend.csv"

@@ -18,7 +18,8 @@
 # row per measured run) and bench/results/wsh-hyperfine.json (hyperfine's
 # export, with every run's time). Builds nothing: `make build rootfs` first.
 # Env: WARDEN_BIN_DIR, WARDEN_TEST_ROOTFS, BENCH_RESULTS (default
-# bench/results), WSH_MIB (default 2000), WSH_TP_RUNS (default 5).
+# bench/results), WSH_MIB (default 2000), WSH_TP_RUNS (default 5),
+# BENCH_TMPDIR (default /tmp: where the depot goes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-300}
@@ -34,7 +35,7 @@ command -v hyperfine >/dev/null || { echo "hyperfine is missing: apt-get install
 command -v runc >/dev/null || { echo "runc is missing: apt-get install runc" >&2; exit 1; }
 
 export WARDEN_DEPOT
-WARDEN_DEPOT=$(mktemp -d /tmp/warden-bench.XXXXXX)
+WARDEN_DEPOT=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/warden-bench.XXXXXX")
 bundle=$WARDEN_DEPOT.runc
 runc_id=wsh-bench-$$
 handle=""

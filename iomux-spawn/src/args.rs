@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 Usage: iomux-spawn [--wshd SOCKET [--user NAME] [--status-file FILE]] <socket directory> <cmd> [args...]
+       iomux-spawn --zygote [PADDING]
 
 Runs <cmd> with its stdout and stderr kept for any number of iomux-link
 clients on the sockets it makes in <socket directory>; the job starts once
@@ -19,7 +20,14 @@ a client is on each of them.
   --user NAME         with --wshd: run as NAME (default root)
   --status-file FILE  with --wshd: write how the job ended (`exited N`,
                       `signaled N`) to FILE, as `wsh --status-file`
+  --zygote [PADDING]  for wardend: fork such iomux-spawn processes on the
+                      requests of the socket that is stdin, instead of
+                      their being started with exec; each one's command
+                      line takes the room of the arguments (PADDING)
 ";
+
+/// The first argument of the zygote's command line.
+pub const ZYGOTE: &str = "--zygote";
 
 /// Where the job runs.
 #[derive(Debug, PartialEq, Eq)]

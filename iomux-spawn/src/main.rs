@@ -1,7 +1,8 @@
 //! iomux-spawn [--wshd SOCKET ...] SOCKET_DIR CMD [ARGS...]: run a job
 //! whose output any number of iomux-link clients can follow, leave and
 //! rejoin (contract §2); with `--wshd`, the job is asked of a container's
-//! wshd directly ([`remote`]).
+//! wshd directly ([`remote`]); `--zygote` serves wardend, forking such
+//! processes instead of their being exec'd ([`zygote`]).
 #![deny(unsafe_code)]
 // See `entry`: the C `main` below replaces the Rust runtime's start-up,
 // which is on the path of every job's start.
@@ -21,6 +22,8 @@ mod listeners;
 mod remote;
 mod ring;
 mod stdio;
+#[allow(unsafe_code)]
+mod zygote;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -33,7 +36,16 @@ entry::c_main!(cli);
 
 fn cli() -> libc::c_int {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let args = match args::parse(&argv) {
+    if argv.first().is_some_and(|a| a == args::ZYGOTE) && argv.len() <= 2 {
+        return zygote::serve();
+    }
+    main_with(&argv)
+}
+
+/// What `iomux-spawn ARGV...` does, for an exec'd process and a holder the
+/// zygote forked alike.
+fn main_with(argv: &[OsString]) -> libc::c_int {
+    let args = match args::parse(argv) {
         Ok(args) => args,
         Err(why) => {
             eprint!("iomux-spawn: {why}\n{}", args::USAGE);

@@ -84,7 +84,7 @@ pub fn spawn_asks_wshd(instance: &Instance) -> bool {
 /// Whether `needle` occurs in what `reader` holds, read a chunk at a time
 /// (a daemon reading a whole binary would keep the freed megabyte in its
 /// allocator's arena).
-fn contains(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<bool> {
+pub(crate) fn contains(mut reader: impl std::io::Read, needle: &[u8]) -> std::io::Result<bool> {
     let mut buf = vec![0u8; 64 << 10];
     // The end of the last chunk, where a match may begin.
     let mut kept = 0;

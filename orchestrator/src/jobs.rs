@@ -43,6 +43,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -566,40 +567,63 @@ fn start_job(
     write_atomic(&script_path, &opts.script)?;
     let script =
         File::open(&script_path).map_err(Error::io(format!("open {}", script_path.display())))?;
-    let mut command = Command::new(instance.path.join("bin/iomux-spawn"));
+    let mut argv: Vec<std::ffi::OsString> = vec![instance.path.join("bin/iomux-spawn").into()];
     let status_file = dir.join(crate::exits::WSH_STATUS);
     if crate::exits::spawn_asks_wshd(instance) {
         // The same request wsh would send, without a wsh process.
-        command
-            .arg("--wshd")
-            .arg(instance.socket())
-            .arg("--user")
-            .arg(user_of(opts))
-            .arg("--status-file")
-            .arg(&status_file)
-            .arg(dir);
+        argv.extend([
+            "--wshd".into(),
+            instance.socket().into(),
+            "--user".into(),
+            user_of(opts).into(),
+            "--status-file".into(),
+            status_file.into(),
+            dir.into(),
+        ]);
     } else {
-        command
-            .arg(dir)
-            .arg(instance.wsh())
-            .arg("--socket")
-            .arg(instance.socket());
+        argv.extend([
+            dir.into(),
+            instance.wsh().into(),
+            "--socket".into(),
+            instance.socket().into(),
+        ]);
         if crate::exits::wsh_writes_status(instance) {
-            command.arg("--status-file").arg(&status_file);
+            argv.extend(["--status-file".into(), status_file.into()]);
         }
-        command.arg("--user").arg(user_of(opts));
+        argv.extend(["--user".into(), user_of(opts).into()]);
     }
-    command
-        .arg("/bin/sh")
-        .envs(opts.rlimits.iter().map(|(k, v)| (k, v)))
-        .stdin(script)
-        .stdout(create_file(&dir.join("spawn.out"))?)
-        .stderr(create_file(&dir.join("spawn.err"))?);
-    let mut spawner = match recorder {
-        Recorder::Caller { posix_spawn: true } => {
-            process::spawn_self_detaching(&mut command, "iomux-spawn")?
+    argv.push("/bin/sh".into());
+    let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = opts
+        .rlimits
+        .iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let (stdout, stderr) = (
+        create_file(&dir.join("spawn.out"))?,
+        create_file(&dir.join("spawn.err"))?,
+    );
+    let forked = crate::zygote::fork_holder(
+        &argv,
+        &env,
+        [script.as_fd(), stdout.as_fd(), stderr.as_fd()],
+    );
+    let mut spawner = match forked {
+        Some(holder) => Spawner::Forked(holder),
+        None => {
+            let mut command = Command::new(&argv[0]);
+            command
+                .args(&argv[1..])
+                .envs(env)
+                .stdin(script)
+                .stdout(stdout)
+                .stderr(stderr);
+            Spawner::Exec(match recorder {
+                Recorder::Caller { posix_spawn: true } => {
+                    process::spawn_self_detaching(&mut command, "iomux-spawn")?
+                }
+                _ => process::spawn_detached(&mut command, "iomux-spawn")?,
+            })
         }
-        _ => process::spawn_detached(&mut command, "iomux-spawn")?,
     };
     write_atomic(
         &dir.join("spawn.pid"),
@@ -612,7 +636,7 @@ fn start_job(
         }
         let lock = lock_recorder(dir, false)?
             .ok_or_else(|| Error::Tool(format!("{} has a recorder already", dir.display())))?;
-        let exited = || matches!(spawner.try_wait(), Ok(Some(_)));
+        let exited = || spawner.has_exited();
         return crate::attach::attach(instance, dir, lock, opts.discard_output, exited)
             .map(Some)
             .map_err(|e| match spawn_error(dir) {
@@ -636,7 +660,7 @@ fn start_job(
         if spawn_output_has(dir, "child_pid=") {
             return true;
         }
-        exited = matches!(spawner.try_wait(), Ok(Some(_)));
+        exited = spawner.has_exited();
         exited
     });
     if !ready || exited {
@@ -655,7 +679,7 @@ fn start_job(
         if spawn_output_has(dir, "child active") || dir.join("exit_status").exists() {
             return true;
         }
-        exited = matches!(spawner.try_wait(), Ok(Some(_)));
+        exited = spawner.has_exited();
         exited
     });
     if !active
@@ -664,6 +688,28 @@ fn start_job(
         return Err(spawn_failed(dir));
     }
     Ok(None)
+}
+
+/// A job's iomux-spawn: exec'd by us, or forked by the zygote.
+enum Spawner {
+    Exec(process::Detached),
+    Forked(crate::zygote::Holder),
+}
+
+impl Spawner {
+    fn id(&self) -> u32 {
+        match self {
+            Spawner::Exec(child) => child.id(),
+            Spawner::Forked(holder) => holder.id(),
+        }
+    }
+
+    fn has_exited(&mut self) -> bool {
+        match self {
+            Spawner::Exec(child) => matches!(child.try_wait(), Ok(Some(_))),
+            Spawner::Forked(holder) => holder.has_exited(),
+        }
+    }
 }
 
 /// The last line iomux-spawn wrote to its stderr, when it failed.

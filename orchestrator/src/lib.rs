@@ -32,6 +32,7 @@ pub mod report;
 pub mod scripts;
 pub mod stats;
 pub mod units;
+pub mod zygote;
 
 pub use container::{BindMount, CreateOptions, Info, StopOptions};
 pub use depot::Depot;

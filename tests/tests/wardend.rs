@@ -1213,3 +1213,116 @@ fn assert_no_process_of(dir: &std::path::Path) {
         );
     }
 }
+
+/// The parent pid of a live process (field 4 of /proc/PID/stat).
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn holder_of(s: &TestServer, handle: &str, job: u32) -> i32 {
+    let pid_file = s.depot.path(handle).join(format!("jobs/{job}/spawn.pid"));
+    std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn is_live(pid: i32) -> bool {
+    live_cmdlines().iter().any(|(p, _)| *p as i32 == pid)
+}
+
+#[test]
+fn job_holders_are_forked_by_a_zygote_that_ends_with_the_server() {
+    let Some(mut s) = server("zygote") else {
+        return;
+    };
+    let mut c = s.client();
+    let handle = c.create("forked");
+    let job = c.spawn(&handle, "sleep 600");
+    let holder = holder_of(&s, &handle, job);
+    let zygote = parent_of(holder);
+    assert_ne!(zygote, s.pid(), "the holder is not exec'd by wardend");
+    assert_eq!(parent_of(zygote), s.pid(), "the zygote is wardend's child");
+    let cmdline = |pid: i32| {
+        live_cmdlines()
+            .into_iter()
+            .find(|(p, _)| *p as i32 == pid)
+            .map(|(_, text)| text)
+            .unwrap_or_default()
+    };
+    assert!(
+        cmdline(zygote).trim_end().ends_with("iomux-spawn --zygote"),
+        "{}",
+        cmdline(zygote)
+    );
+    let dir = s.depot.path(&handle).join(format!("jobs/{job}"));
+    assert!(
+        cmdline(holder).contains(dir.to_str().unwrap()),
+        "the holder's command line names its job: {}",
+        cmdline(holder)
+    );
+
+    // A run goes through it too; a killed zygote is replaced at the next
+    // job.
+    let r = c.run(&handle, "echo forked");
+    assert_eq!(r.stdout.as_deref(), Some(&b"forked\n"[..]));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(zygote), Signal::SIGKILL).unwrap();
+    wait_for("the zygote's end", Duration::from_secs(10), || {
+        !is_live(zygote)
+    });
+    let r = c.run(&handle, "echo after");
+    assert_eq!(r.stdout.as_deref(), Some(&b"after\n"[..]));
+    assert_eq!(r.exit_status, Some(0));
+    assert!(
+        s.log_text()
+            .contains("the iomux-spawn zygote ended (signal: 9"),
+        "the log says why there is another zygote: {}",
+        s.log_text()
+    );
+    let next = c.spawn(&handle, "sleep 600");
+    let second = parent_of(holder_of(&s, &handle, next));
+    assert_ne!(second, zygote);
+    assert_ne!(second, s.pid());
+    assert!(cmdline(second).contains("--zygote"), "{}", cmdline(second));
+
+    // One that hangs costs a job its answer timeout (the job then exec'd),
+    // and is replaced too.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(second), Signal::SIGSTOP).unwrap();
+    let r = c.run(&handle, "echo despite");
+    assert_eq!(r.stdout.as_deref(), Some(&b"despite\n"[..]));
+    assert!(
+        s.log_text().contains("the iomux-spawn zygote failed"),
+        "{}",
+        s.log_text()
+    );
+    assert!(!is_live(second), "the hung zygote is killed");
+    let last = c.spawn(&handle, "sleep 600");
+    let third = parent_of(holder_of(&s, &handle, last));
+    assert!(![zygote, second, s.pid()].contains(&third));
+
+    // A container holding another iomux-spawn file gets it exec'd.
+    let ours = s.depot.path(&handle).join("bin/iomux-spawn");
+    let copy = s.depot.path(&handle).join("bin/iomux-spawn.copy");
+    std::fs::copy(&ours, &copy).unwrap();
+    std::fs::rename(&copy, &ours).unwrap();
+    let other = c.spawn(&handle, "sleep 1; echo by-exec");
+    let exec_holder = holder_of(&s, &handle, other);
+    assert_eq!(parent_of(exec_holder), s.pid(), "exec'd by wardend");
+    let (out, _, code) = c.stream(&handle, other);
+    assert_eq!((out, code), (b"by-exec\n".to_vec(), 0));
+
+    // The zygote ends with the server; the jobs it forked do not.
+    drop(c);
+    assert!(s.stop_with(Signal::SIGTERM).success());
+    wait_for("the zygote's end", Duration::from_secs(10), || {
+        !is_live(third)
+    });
+    assert!(is_live(holder), "a job outlives the server and the zygote");
+    s.launch();
+    let mut c = s.client();
+    c.destroy(&handle);
+    assert_no_process_of(&s.depot.dir);
+}

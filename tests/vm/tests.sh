@@ -605,7 +605,8 @@ t_confinement_nested() {
 
 # wardend on cgroup v2, driven by the warden shell: create, run (exit
 # status and output), limit_memory answering the value in force, info,
-# spawn + stream, destroy; nothing is left and SIGTERM ends the server.
+# spawn + stream, a job's iomux-spawn forked by the zygote, destroy;
+# nothing is left and SIGTERM ends the server.
 t_wardend() {
   dir=$STATE/wardend
   mkdir -p "$dir" && chmod 700 "$dir"
@@ -646,6 +647,16 @@ t_wardend() {
   capture warden_cmd stream --handle vmd --job_id "$job"
   expect "stream ($err)" "$rc" 0
   expect "stream output" "$(words "$out")" "one two"
+  # The job's iomux-spawn is forked by wardend's zygote, not exec'd.
+  capture warden_cmd spawn --handle vmd --script 'sleep 30'
+  job=$(printf '%s' "$out" | sed -n 's/^job_id : //p')
+  [ -n "$job" ] || fail "spawn: $out ($err)"
+  holder=$(cat "$WARDEN_DEPOT/vmd/jobs/$job/spawn.pid")
+  parent=$(cut -d' ' -f4 "/proc/$holder/stat")
+  case "$(tr '\0' ' ' < "/proc/$parent/cmdline")" in
+    *"iomux-spawn --zygote"*) ;;
+    *) fail "the job's iomux-spawn $holder has parent $parent: $(tr '\0' ' ' < "/proc/$parent/cmdline")" ;;
+  esac
   capture warden_cmd destroy --handle vmd
   expect "destroy ($err)" "$rc" 0
   leftovers "$id" "$WARDEN_DEPOT/vmd"

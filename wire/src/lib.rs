@@ -4,7 +4,8 @@
 //! end of that exchange becomes an exit code and a status file ([`exit`]),
 //! descriptor passing ([`fdpass`]), the features file wshd writes beside
 //! its socket ([`features`]), and the iomux framing, cursor file and job
-//! files ([`iomux`]).
+//! files ([`iomux`]), and wardend's requests to a pre-started iomux-spawn
+//! ([`zygote`]).
 //!
 //! Everything here is plain data and syscalls on borrowed descriptors; the
 //! only unsafe code adopts descriptors the kernel hands over in `fdpass`.
@@ -17,3 +18,4 @@ pub mod fdpass;
 pub mod features;
 pub mod iomux;
 pub mod request;
+pub mod zygote;

@@ -90,6 +90,8 @@ fn start(cli: Cli) -> Result<(), String> {
         );
     }
     let paths = Paths::discover(cli.scripts_dir, cli.bin_dir).map_err(|e| e.to_string())?;
+    // A job's iomux-spawn forked, not exec'd: see orchestrator::zygote.
+    orchestrator::zygote::enable(paths.helper("iomux-spawn"));
     let depot =
         Depot::new(&config.depot).with_pools(config.uid_pool.clone(), config.port_pool.clone());
     let server = handlers::Server {
