@@ -18,7 +18,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::Pid;
+use tests::ctl::live_cmdlines;
 use tests::iomux_job::{alive, wait_deadline, Link, TempDir};
 use tests::paths::bin;
 use wire::fdpass::{recv_with_fds, send_with_fds};
@@ -141,6 +144,35 @@ impl Job {
         match reply {
             Reply::Started { pid } => (pid, pidfd.expect("a pidfd with the pid")),
             Reply::Refused(why) => panic!("refused: {why}"),
+        }
+    }
+}
+
+/// The job's holder (and its held child) must be gone by the end of a test
+/// that passed; whatever is left, also of a failed one, is killed.
+impl Drop for Job {
+    fn drop(&mut self) {
+        let marker = self.sockets().to_string_lossy().into_owned();
+        let left = || -> Vec<u32> {
+            live_cmdlines()
+                .into_iter()
+                .filter(|(_, text)| text.contains(&marker))
+                .map(|(pid, _)| pid)
+                .collect()
+        };
+        let start = Instant::now();
+        while !left().is_empty() && start.elapsed() < Duration::from_secs(10) {
+            if std::thread::panicking() {
+                break;
+            }
+            sleep(Duration::from_millis(10));
+        }
+        let leaked = left();
+        for &pid in &leaked {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        if !std::thread::panicking() {
+            assert!(leaked.is_empty(), "processes of {marker} left: {leaked:?}");
         }
     }
 }
