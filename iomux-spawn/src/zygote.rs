@@ -172,7 +172,8 @@ impl Zygote {
             Ok(ForkResult::Parent { child }) => {
                 // The holder cannot be reaped before this: that is done
                 // only by this thread, later.
-                let pidfd = pidfd_open(child).map_err(|e| format!("pidfd_open {child}: {e}"))?;
+                let pidfd = crate::child::pidfd_open(child)
+                    .map_err(|e| format!("pidfd_open {child}: {e}"))?;
                 Ok((child.as_raw(), pidfd))
             }
         }
@@ -186,19 +187,6 @@ fn reap() {
             break;
         }
     }
-}
-
-fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes two integers and returns a new descriptor
-    // (O_CLOEXEC always) or -1.
-    #[allow(unsafe_code)]
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just made this descriptor for us alone.
-    #[allow(unsafe_code)]
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// In the forked child: becomes `iomux-spawn ARGS...` with the request's
