@@ -21,7 +21,10 @@ tc qdisc add dev "$dev" root tbf rate "${RATE}bit" burst "$BURST" latency 25ms
 
 if [ ! -e "/sys/class/net/$ifb" ]; then
   modprobe ifb numifbs=0 2>/dev/null || true
-  ip link add "$ifb" type ifb 2>/dev/null || true
+  # In the container's device group, as the one made at start (destroy.sh).
+  device_group_var "${network_host_ip:-}"
+  # shellcheck disable=SC2086 # "group N" is two words, or none
+  ip link add "$ifb" ${device_group:+group $device_group} type ifb 2>/dev/null || true
 fi
 tc qdisc add dev "$dev" ingress handle ffff:
 if [ -e "/sys/class/net/$ifb" ]; then

@@ -2,7 +2,9 @@
 //! containers: resolv.conf from a host file without a trailing newline,
 //! dns servers joined by newlines (as the Ruby server passes them), vcap's
 //! files renumbered with vcap, the ifb device there from start to destroy
-//! and the out rate read back through net.sh. Every container is destroyed
+//! (in the container's device group with the veth, or deleted by name when
+//! not), the out rate read back through net.sh, and the instance's
+//! destroy.sh run alone. Every container is destroyed
 //! and checked to leave nothing behind; the depot's Drop destroys what a
 //! failed test left.
 
@@ -29,6 +31,32 @@ fn assert_no_devices(id: &str) {
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(!name.starts_with(&prefix), "device {name} is left");
     }
+}
+
+/// The device group lib/common.sh gives the container: its host address as
+/// a number, top bit cleared.
+fn device_group(c: &Container<'_>) -> u32 {
+    let json = info_json(c);
+    let ip: std::net::Ipv4Addr = json["host_ip"].as_str().expect("host_ip").parse().unwrap();
+    u32::from(ip) & 0x7fff_ffff
+}
+
+fn netdev_group(dev: &str) -> u32 {
+    let path = format!("/sys/class/net/{dev}/netdev_group");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{path}: {text:?}: {e}"))
+}
+
+/// ip link set dev DEV group default: as a device made before the groups.
+fn ungroup(dev: &str) {
+    let out = Command::new("ip")
+        .args(["link", "set", "dev", dev, "group", "default"])
+        .output()
+        .expect("running ip");
+    assert_ok(&out, &format!("ip link set dev {dev} group default"));
+    assert_eq!(netdev_group(dev), 0, "{dev} is still in a group");
 }
 
 fn destroy(c: Container<'_>) {
@@ -238,6 +266,12 @@ fn ifb_from_start_to_destroy_and_out_rate_read_back() {
         "1",
         "{ifb}: not an ethernet-like (ifb) device"
     );
+    // Both host-side devices in the container's group (destroy.sh deletes
+    // it in one request): its host address as a number.
+    let group = device_group(&c);
+    for dev in [format!("w-{}-0", c.id), format!("w-{}-2", c.id)] {
+        assert_eq!(netdev_group(&dev), group, "{dev}'s device group");
+    }
 
     let out = depot.ctl(&[
         "limit-bandwidth",
@@ -268,6 +302,132 @@ fn ifb_from_start_to_destroy_and_out_rate_read_back() {
 
     destroy(c);
     assert!(!Path::new(&ifb).exists(), "{ifb} is left");
+}
+
+/// lib/common.sh's device_group_var, in the host's sh and in the rootfs's
+/// busybox sh (which sources the same file): an address's group, and none
+/// where ip(8) would refuse it or /etc/iproute2/group's small numbers are.
+#[test]
+fn device_group_of_an_address() {
+    let common = tests::paths::workspace().join("setup-scripts/skeleton/lib/common.sh");
+    let cases = [
+        ("10.254.0.1", "184418305"),
+        ("192.168.1.1", "1084752129"), // top bit cleared: ip(8) takes up to 2^31-1
+        ("255.255.255.254", "2147483646"),
+        ("128.1.0.1", "65537"),
+        ("128.0.0.1", ""), // under 65536
+        ("010.1.1.1", ""), // sh would read 010 as octal
+        ("10.1.1.256", ""),
+        ("10.1.1", ""),
+        ("10.1.1.1.1", ""),
+        ("", ""),
+        ("fe80::1", ""),
+    ];
+    let busybox = tests::paths::rootfs().join("bin/busybox");
+    let shells: [Vec<std::ffi::OsString>; 2] = [
+        vec!["sh".into()],
+        vec![busybox.into_os_string(), "sh".into()],
+    ];
+    // An empty directory: common.sh reads ./etc/config when there is one.
+    let cwd = tests::iomux_job::TempDir::new("device-group");
+    for shell in &shells {
+        for (address, want) in cases {
+            let out = Command::new(&shell[0])
+                .args(&shell[1..])
+                .arg("-c")
+                .arg(r#". "$0"; device_group_var "$1"; printf '%s' "$device_group""#)
+                .arg(&common)
+                .arg(address)
+                .current_dir(cwd.path())
+                .output()
+                .expect("running sh");
+            assert_ok(&out, &format!("{shell:?}: device_group_var {address}"));
+            assert_eq!(
+                stdout(&out),
+                want,
+                "{shell:?}: device_group_var {address:?}"
+            );
+        }
+    }
+}
+
+/// A container made before the device groups (both devices in the default
+/// group), and one whose veth alone left the group: each device is still
+/// deleted, by name, and no other container's device goes with them.
+#[test]
+fn devices_outside_the_group_are_deleted_by_name() {
+    let Some(depot) = depot("groupless") else {
+        return;
+    };
+    let old = depot.create("groupless", &[]);
+    let half = depot.create("half", &[]);
+    let bystander = depot.create("bystander", &[]);
+    ungroup(&format!("w-{}-0", old.id));
+    ungroup(&format!("w-{}-2", old.id));
+    ungroup(&format!("w-{}-0", half.id));
+    destroy(old);
+    destroy(half);
+    let group = device_group(&bystander);
+    for dev in [
+        format!("w-{}-0", bystander.id),
+        format!("w-{}-2", bystander.id),
+    ] {
+        assert_eq!(
+            netdev_group(&dev),
+            group,
+            "{dev} after its neighbours' destroy"
+        );
+    }
+    destroy(bystander);
+}
+
+/// The instance's destroy.sh run alone, as a Warden server runs it before
+/// root/destroy.sh: the container, its groups, devices and chains gone, and
+/// its writable layer (removed while the kernel unregisters the devices),
+/// but the jobs' state left for whoever reaps the jobs' helpers; a second
+/// run does nothing; root/destroy.sh (wardenctl destroy) removes the rest.
+#[test]
+fn destroy_sh_alone_leaves_the_jobs_and_the_scripts() {
+    let Some(depot) = depot("alone") else {
+        return;
+    };
+    let c = depot.create("alone", &[]);
+    let out = c.run(&["/bin/sh", "-c", "echo data > /home/vcap/file"]);
+    assert_ok(&out, "a job writing to the writable layer");
+    let path = depot.path(&c.handle);
+    assert!(
+        path.join("tmp/rootfs/home/vcap/file").exists(),
+        "no file in the upper layer"
+    );
+    for _ in 0..2 {
+        let out = Command::new(path.join("destroy.sh"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("running destroy.sh");
+        assert_ok(&out, "destroy.sh");
+    }
+    assert!(path.join("run/destroyed").exists(), "no run/destroyed");
+    for gone in ["tmp/rootfs", "tmp/work", "run/wshd.pid"] {
+        assert!(!path.join(gone).exists(), "{gone} is left after destroy.sh");
+    }
+    for kept in ["jobs/1", "etc/config", "destroy.sh"] {
+        assert!(path.join(kept).exists(), "{kept} is gone after destroy.sh");
+    }
+    assert_no_devices(&c.id);
+    for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = entry.path().join(format!("instance-{}", c.id));
+        assert!(
+            !cg.exists(),
+            "cgroup {} is left after destroy.sh",
+            cg.display()
+        );
+    }
+    let rules = run_text("iptables-save", &[]);
+    assert!(
+        !rules.contains(&format!("w-{}-", c.id)),
+        "rules are left:\n{rules}"
+    );
+    c.destroy();
 }
 
 /// /dev/shm filled under a 32 MiB memory limit: tmpfs pages count against

@@ -308,6 +308,20 @@ t_wardenctl_create() {
   grep -qx "$wshd_pid" "$cg/cgroup.procs" || fail "wshd $wshd_pid is not in $cg/cgroup.procs"
   expect "wshd's cgroup" "$(cat "/proc/$wshd_pid/cgroup")" "0::/instance-$id"
   [ -e "/sys/class/net/w-$id-0" ] || fail "no host veth w-$id-0"
+  # Both host-side devices in the container's device group (its host
+  # address as a number, top bit cleared), which destroy.sh deletes in one
+  # request.
+  host_ip=$(json_str host_ip "$out")
+  [ -n "$host_ip" ] || fail "no host_ip in info: $out"
+  old_ifs=$IFS
+  IFS=.
+  # shellcheck disable=SC2086
+  set -- $host_ip
+  IFS=$old_ifs
+  group=$(((($1 << 24) | ($2 << 16) | ($3 << 8) | $4) & 2147483647))
+  for dev in "w-$id-0" "w-$id-2"; do
+    expect "$dev's device group" "$(cat "/sys/class/net/$dev/netdev_group")" "$group"
+  done
 }
 
 t_wardenctl_run() {

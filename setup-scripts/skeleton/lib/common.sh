@@ -64,6 +64,33 @@ mask_to_prefix_var() {
   prefix=$_bits
 }
 
+# The device group both host-side devices (the veth's host end and the
+# ifb) are born in: the host address as a number with its top bit cleared
+# (ip(8) takes a group up to 2^31-1), 10.254.0.1 -> 184418305. Unique among
+# live containers, as a pool is a range of fewer than 2^31 addresses whose
+# /30s never overlap, and far above the small numbers /etc/iproute2/group
+# names (under 65536 it is not used). destroy.sh deletes the group in one
+# request: the kernel unregisters the devices of one request together, so
+# the pair pays its RCU grace periods once, where two deletions pay them
+# twice. Sets device_group (empty when there is none).
+device_group_var() {
+  device_group=
+  _old_ifs=$IFS
+  IFS=.
+  # shellcheck disable=SC2086
+  set -- $1
+  IFS=$_old_ifs
+  [ $# = 4 ] || return 0
+  for _octet in "$@"; do
+    case "$_octet" in
+      '' | *[!0-9]* | 0?*) return 0 ;; # 0?*: sh reads a leading 0 as octal
+    esac
+    [ "$_octet" -le 255 ] || return 0
+  done
+  device_group=$(((($1 << 24) | ($2 << 16) | ($3 << 8) | $4) & 2147483647))
+  [ "$device_group" -ge 65536 ] || device_group=
+}
+
 # The devices a container may use, in devices.allow syntax, one per line:
 # /dev/null, zero, random, urandom, tty, ptmx, the pty slaves, fuse.
 # v1 writes them to devices.allow; v2 compiles them into a BPF program

@@ -86,14 +86,18 @@ cgroups_made=$!
 # traffic on is made here too, as the reference did, so that it is there
 # from the start (destroy.sh removes it); it comes last, so that a kernel
 # without ifb still gets a container (net_rate.sh then polices instead).
+# Both are born in the container's device group (lib/common.sh), which
+# destroy.sh deletes in one request.
 make_veth() {
   mask_to_prefix_var "$network_netmask"
   mtu=${container_iface_mtu:-1500}
+  device_group_var "$network_host_ip"
+  group=${device_group:+group $device_group}
   ifb_lines=
-  [ -e "/sys/class/net/$network_ifb_iface" ] || ifb_lines="link add name $network_ifb_iface mtu $mtu type ifb
+  [ -e "/sys/class/net/$network_ifb_iface" ] || ifb_lines="link add name $network_ifb_iface mtu $mtu $group type ifb
 link set $network_ifb_iface up"
   if ! ip -batch - <<IP
-link add name $network_host_iface mtu $mtu type veth peer name $network_container_iface mtu $mtu netns $PID
+link add name $network_host_iface mtu $mtu $group type veth peer name $network_container_iface mtu $mtu netns $PID
 addr add $network_host_ip/$prefix dev $network_host_iface
 link set $network_host_iface up
 $ifb_lines
