@@ -16,6 +16,7 @@
 #   warden_cycle    the two above together (create, first run, destroy)
 #   runc_run        runc run of /bin/true (new namespaces incl. network, no
 #                   interfaces configured; cgroups), which also tears down
+#   floor_*         what the kernel and the machine cost at least (below)
 # Then the profile of one create, first run and destroy (WARDEN_PROFILE,
 # orchestrator/src/profile.rs; bench/profile.py prints it): the wall time
 # of every step of wardenctl, each script, each hook, wshd's own phases and
@@ -50,14 +51,26 @@ $PROFILE_ONLY || command -v runc >/dev/null || { echo "runc is missing: apt-get 
 WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/lifecycle-bench.XXXXXX")
 export WARDEN_DEPOT=$WORK/depot WARDEN_BIN_DIR=$BIN_DIR
 POOL=${POOL:-10.254.240.0/24}
+# The floors' scratch objects (see floors below): a network namespace, a
+# device group and an iptables chain of this run's own.
+FLOOR_NETNS=lcbench-$$
+FLOOR_GROUP=$((2000000000 + $$ % 100000000))
+FLOOR_CHAIN=lcbench-$$
 cleanup() {
   for h in $("$W" list 2>/dev/null); do "$W" destroy "$h" || true; done
   runc delete -f "lifecycle-bench-$$" >/dev/null 2>&1 || true
+  ip link del group "$FLOOR_GROUP" 2>/dev/null || true
+  ip netns del "$FLOOR_NETNS" 2>/dev/null || true
+  iptables -w -t raw -F "$FLOOR_CHAIN" 2>/dev/null || true
+  iptables -w -t raw -X "$FLOOR_CHAIN" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 now_ns() { date +%s%N; }
+# bash's clock, in microseconds: no process between two readings.
+now_us() { local t=${EPOCHREALTIME//[!0-9]/}; echo "${t#0}"; }
+us_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e3 }'; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -91,6 +104,53 @@ if $PROFILE_ONLY; then
   profile
   exit 0
 fi
+
+# The kernel's and the machine's floors under a create and a destroy,
+# measured in the same run (bash's clock, so no process is timed but the
+# one measured):
+#   floor_devices  one `ip link del group` of a veth pair (its peer in a
+#                  scratch network namespace of this run's) and an ifb:
+#                  what destroy.sh's device deletion waits for at least
+#   floor_chain    one iptables-restore deleting a rule and its chain (raw,
+#                  a scratch chain of this run's): what net.sh teardown
+#                  waits for at least (in parallel with the devices)
+#   floor_process  the start of one static glibc process that exits at
+#                  once (the rootfs's busybox `true`): what each of the
+#                  processes a create starts costs at least
+# No traffic: nothing is addressed, the chain is referenced by no rule.
+ip netns add "$FLOOR_NETNS"
+floor_devices=() floor_chains=() floor_processes=()
+floors() {
+  local t0 t1 i best
+  ip -batch - <<IP
+link add name lcb$$-0 group $FLOOR_GROUP type veth peer name lcb$$-1 netns $FLOOR_NETNS
+link set lcb$$-0 up
+link add name lcb$$-2 group $FLOOR_GROUP type ifb
+link set lcb$$-2 up
+IP
+  iptables -w -t raw -N "$FLOOR_CHAIN"
+  iptables -w -t raw -A "$FLOOR_CHAIN" -s 192.0.2.255/32 -j DROP
+  sleep "$SETTLE"
+  t0=$(now_us)
+  ip link del group "$FLOOR_GROUP"
+  t1=$(now_us)
+  floor_devices+=("$(us_ms "$t0" "$t1")")
+  sleep "$SETTLE"
+  t0=$(now_us)
+  printf '*raw\n-D %s -s 192.0.2.255/32 -j DROP\n-X %s\nCOMMIT\n' "$FLOOR_CHAIN" "$FLOOR_CHAIN" |
+    iptables-restore -w --noflush
+  t1=$(now_us)
+  floor_chains+=("$(us_ms "$t0" "$t1")")
+  # The fastest of 5: a start, not a start plus whatever else ran then.
+  best=
+  for i in 1 2 3 4 5; do
+    t0=$(now_us)
+    "$ROOTFS/bin/busybox" true
+    t1=$(now_us)
+    best=$(awk -v b="$best" -v d="$(us_ms "$t0" "$t1")" 'BEGIN { print (b == "" || d < b) ? d : b }')
+  done
+  floor_processes+=("$best")
+}
 
 # runc bundle: the same rootfs, read-only, /bin/true, no terminal.
 mkdir -p "$WORK/bundle"
@@ -129,6 +189,8 @@ for i in $(seq "$RUNS"); do
   runc run --bundle "$WORK/bundle" "lifecycle-bench-$$" </dev/null
   t1=$(now_ns)
   runcs+=("$(ms "$t0" "$t1")")
+
+  floors
 done
 
 m_start=$(echo "${starts[*]}" | median)
@@ -147,6 +209,13 @@ printf '%-16s %10s %9s\n' warden_start "$m_start" "$(ratio "$m_start")" \
   runc_run "$m_runc" 1.00
 printf '%-16s %10s  (confined/unconfined %s)\n' start_unconfined "$m_open" \
   "$(awk -v a="$m_start" -v b="$m_open" 'BEGIN { printf "%.2f", a / b }')"
+m_fdev=$(echo "${floor_devices[*]}" | median)
+m_fchain=$(echo "${floor_chains[*]}" | median)
+m_fproc=$(echo "${floor_processes[*]}" | median)
+printf '%-16s %10s %9s\n' floor_devices "$m_fdev" "$(ratio "$m_fdev")" \
+  floor_chain "$m_fchain" "$(ratio "$m_fchain")" floor_process "$m_fproc" "$(ratio "$m_fproc")"
+echo "destroy's target (0.5 x runc) is $(awk -v r="$m_runc" 'BEGIN { printf "%.1f", r / 2 }') ms;" \
+  "its device deletion and chain deletion alone wait $m_fdev and $m_fchain ms (in parallel)"
 {
   echo "case,run,value,unit"
   for i in "${!starts[@]}"; do
@@ -155,6 +224,9 @@ printf '%-16s %10s  (confined/unconfined %s)\n' start_unconfined "$m_open" \
     echo "warden_destroy,$((i + 1)),${destroys[$i]},ms"
     echo "warden_cycle,$((i + 1)),${cycles[$i]},ms"
     echo "runc_run,$((i + 1)),${runcs[$i]},ms"
+    echo "floor_devices,$((i + 1)),${floor_devices[$i]},ms"
+    echo "floor_chain,$((i + 1)),${floor_chains[$i]},ms"
+    echo "floor_process,$((i + 1)),${floor_processes[$i]},ms"
   done
 } > "$RESULTS/lifecycle.csv"
 echo "targets (x runc): start <= 1.0, destroy <= 0.5, cycle <= 1.5; per-run data in $RESULTS/lifecycle.csv"
