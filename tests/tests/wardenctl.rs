@@ -335,6 +335,57 @@ fn job_survives_wardenctl_killed() {
     c.destroy();
 }
 
+/// A destroy whose destroy.sh fails leaves the container's jobs alone: the
+/// jobs' helpers (killed by a destroy when they outlive the container) are
+/// not killed, and the job still answers a link once destroy.sh is
+/// repaired and the job let go; the destroy after that leaves nothing.
+#[test]
+fn a_failed_destroy_leaves_the_jobs_alone() {
+    let Some(depot) = TestDepot::new("faildestroy") else {
+        return;
+    };
+    let c = depot.create("faildestroy", &[]);
+    let job = c.spawn("while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after; exit 3");
+    let path = depot.path(&c.handle);
+    let destroy_sh = path.join("destroy.sh");
+    // Put back before the depot's Drop destroys what a failure left.
+    struct Restore(std::path::PathBuf, Vec<u8>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = fs::write(&self.0, &self.1);
+        }
+    }
+    let real = Restore(destroy_sh.clone(), fs::read(&destroy_sh).unwrap());
+    fs::write(&destroy_sh, "#!/bin/sh\necho refused >&2\nexit 7\n").unwrap();
+    let out = depot.ctl(&["destroy", "faildestroy"]);
+    assert!(
+        !out.status.success(),
+        "destroy with a failing destroy.sh succeeded"
+    );
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    let spawn_pid: i32 = fs::read_to_string(path.join(format!("jobs/{job}/spawn.pid")))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // A destroy kills the helpers before it returns: had this one, the
+    // SIGKILL would have been sent by now; a moment for it to land.
+    std::thread::sleep(Duration::from_millis(300));
+    let state = fs::read_to_string(format!("/proc/{spawn_pid}/status")).unwrap_or_default();
+    assert!(
+        state
+            .lines()
+            .any(|l| l.starts_with("State:") && !l.contains("zombie")),
+        "job {job}'s iomux-spawn ({spawn_pid}) was killed by a destroy that failed: {state}"
+    );
+    drop(real);
+    c.sh("touch /tmp/go");
+    let out = depot.ctl(&["link", "faildestroy", &job]);
+    assert_code(&out, 3, "link after the failed destroy");
+    assert_eq!(stdout(&out), "after\n");
+    c.destroy();
+}
+
 /// SIGINT or SIGTERM to a `run` (its job recorded by a thread of
 /// wardenctl): a recorder process takes the job over, wardenctl says so and
 /// exits 128+N, and everything the job writes afterwards is kept once,
