@@ -59,7 +59,8 @@ FLOOR_CHAIN=lcbench-$$
 cleanup() {
   for h in $("$W" list 2>/dev/null); do "$W" destroy "$h" || true; done
   runc delete -f "lifecycle-bench-$$" >/dev/null 2>&1 || true
-  ip link del group "$FLOOR_GROUP" 2>/dev/null || true
+  ip link del "lcb$$-0" 2>/dev/null || true
+  ip link del "lcb$$-2" 2>/dev/null || true
   ip netns del "$FLOOR_NETNS" 2>/dev/null || true
   iptables -w -t raw -F "$FLOOR_CHAIN" 2>/dev/null || true
   iptables -w -t raw -X "$FLOOR_CHAIN" 2>/dev/null || true
@@ -122,6 +123,11 @@ ip netns add "$FLOOR_NETNS"
 floor_devices=() floor_chains=() floor_processes=()
 floors() {
   local t0 t1 i best
+  # A container's group is its host address with the top bit cleared, so
+  # this number could be one's (a pool in 119.x-125.x): the group must be
+  # empty before it is made, as the deletion timed below takes all of it.
+  [ -z "$(ip -o link show group "$FLOOR_GROUP")" ] ||
+    { echo "bench/lifecycle.sh: device group $FLOOR_GROUP is in use" >&2; exit 1; }
   ip -batch - <<IP
 link add name lcb$$-0 group $FLOOR_GROUP type veth peer name lcb$$-1 netns $FLOOR_NETNS
 link set lcb$$-0 up

@@ -259,8 +259,9 @@ printf 'target: wardend/wsh %s <= 2.00 (%s); wardend/wardenctl %s <= 0.50 (%s); 
   "$(ratio "$rw" "$rc")" "$(verdict "$(ratio "$rw" "$rc")" 0.5)" "$(ratio "$rw" "$rsh")"
 # The 0.5x target against what no server can go below: the job itself,
 # sent straight to wshd by wsh (no server, holder process or job files).
+half=$(awk -v c="$rc" 'BEGIN { printf "%.3f", c / 2 }')
 printf 'floor: 0.5 x wardenctl run = %s ms; the same job through wsh alone takes %s ms (%s of it)\n' \
-  "$(awk -v c="$rc" 'BEGIN { printf "%.2f", c / 2 }')" "$rsh" "$(ratio "$rsh" "$(awk -v c="$rc" 'BEGIN { print c / 2 }')")"
+  "$half" "$rsh" "$(ratio "$rsh" "$half")"
 printf 'zygote: a run with iomux-spawn exec'"'"'d takes %s the forked one\n' "$(ratio "$rx" "$rw")"
 printf '%-36s %12s\n' "wardend RSS (KiB)" "" "idle" "$rss_idle" \
   "$containers containers" "$rss_containers" "$containers open streams" "$rss_streams" \
